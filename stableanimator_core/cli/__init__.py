@@ -1,0 +1,48 @@
+"""Sub-command dispatcher for ``python -m stableanimator_core``.
+
+Each sub-command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
+modules are imported only when their command runs, so ``--help`` stays fast and a missing optional
+dependency of one command does not break the others.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Optional, Sequence
+
+from ..errors import StableAnimatorError
+
+# command name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "animate": ("animate_command", "reference photo + driving video -> animated mp4"),
+    "pose": ("pose_command", "DWPose skeletons of a driving video, aligned to a reference image"),
+    "download": ("download_command", "download the released weights into a models folder"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m stableanimator_core", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(_module=module_name)
+        _load(module_name).add_arguments(p)
+    return parser
+
+
+def _load(module_name: str):
+    return importlib.import_module(f"{__name__}.{module_name}")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    try:
+        return int(_load(args._module).run(args) or 0)
+    except StableAnimatorError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

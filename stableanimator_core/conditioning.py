@@ -1,0 +1,171 @@
+"""Everything the UNet is conditioned on, computed once per video.
+
+* CLIP image embedding of the reference (SVD's anti-aliased squash to 224x224, CLIP normalisation);
+* face tokens: FusionFaceId(ArcFace embedding, CLIP embedding);
+* the reference latent: VAE posterior mode of the noise-augmented reference at the generation size (unscaled);
+* micro-conditioning ``[fps - 1, motion_bucket_id, noise_aug_strength]``;
+* skeleton frames resized to the generation size, in [-1, 1].
+
+The reference is squashed to the target aspect ratio with no crop, as the official pipeline does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+import PIL.Image
+import torch
+import torch.nn.functional as F
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass
+class Conditioning:
+    """Per-video conditioning; tensors live on CPU until the sampler moves them."""
+
+    clip_embeds: torch.Tensor  # [1, 1, D]
+    face_tokens: torch.Tensor  # [1, num_tokens, D]
+    image_latents: torch.Tensor  # [1, 4, h, w], unscaled posterior mode
+    added_time_ids: torch.Tensor  # [1, 3]
+    pose_frames: torch.Tensor  # [F, 3, H, W] in [-1, 1]
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.pose_frames.shape[0])
+
+    @property
+    def size_hw(self) -> tuple[int, int]:
+        return int(self.pose_frames.shape[-2]), int(self.pose_frames.shape[-1])
+
+    def encoder_hidden_states(self) -> torch.Tensor:
+        """``[2, 1 + tokens, D]``: unconditional (all zeros, as official) then conditional."""
+        cond = torch.cat([self.clip_embeds, self.face_tokens.to(self.clip_embeds.dtype)], dim=1)
+        return torch.cat([torch.zeros_like(cond), cond])
+
+
+def to_uint8_rgb(image: np.ndarray | torch.Tensor) -> np.ndarray:
+    """``[H, W, 3]`` uint8 RGB from a uint8 array or a float image in 0..1 (ComfyUI IMAGE frame)."""
+    if isinstance(image, torch.Tensor):
+        image = image.detach().cpu()
+        if image.dtype.is_floating_point:
+            image = (image.float().clamp(0, 1) * 255).round().to(torch.uint8)
+        image = image.numpy()
+    image = np.asarray(image)
+    if image.dtype != np.uint8:
+        if image.dtype.kind == "f":
+            image = (np.clip(image, 0, 1) * 255).round().astype(np.uint8)
+        else:
+            image = image.astype(np.uint8)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"expected an [H, W, 3] RGB image, got shape {image.shape}")
+    return np.ascontiguousarray(image[:, :, :3])
+
+
+def _gaussian_kernel(size: int, sigma: float) -> torch.Tensor:
+    x = torch.arange(size, dtype=torch.float32) - size // 2
+    if size % 2 == 0:
+        x = x + 0.5
+    g = torch.exp(-x.pow(2.0) / (2 * torch.tensor(sigma, dtype=torch.float32).pow(2.0)))
+    return g / g.sum()
+
+
+def _blur_axis(x: torch.Tensor, kernel: torch.Tensor, axis: int) -> torch.Tensor:
+    """Depthwise 1-D convolution with reflect padding along H (axis=2) or W (axis=3)."""
+    k = kernel.numel()
+    front = (k - 1) // 2
+    rear = (k - 1) - front
+    c = x.shape[1]
+    if axis == 3:
+        x = F.pad(x, (front, rear, 0, 0), mode="reflect")
+        weight = kernel.view(1, 1, 1, k).expand(c, 1, 1, k)
+    else:
+        x = F.pad(x, (0, 0, front, rear), mode="reflect")
+        weight = kernel.view(1, 1, k, 1).expand(c, 1, k, 1)
+    return F.conv2d(x, weight.to(x.dtype), groups=c)
+
+
+def resize_with_antialiasing(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """SVD's CLIP resize: separable Gaussian blur (sigma from the scale factor) then bicubic, align_corners."""
+    h, w = x.shape[-2:]
+    sig_h = max((h / size[0] - 1.0) / 2.0, 0.001)
+    sig_w = max((w / size[1] - 1.0) / 2.0, 0.001)
+    ks_h, ks_w = int(max(2.0 * 2 * sig_h, 3)), int(max(2.0 * 2 * sig_w, 3))
+    ks_h += (ks_h % 2 == 0)
+    ks_w += (ks_w % 2 == 0)
+    x = _blur_axis(x, _gaussian_kernel(ks_w, sig_w), axis=3)
+    x = _blur_axis(x, _gaussian_kernel(ks_h, sig_h), axis=2)
+    return F.interpolate(x, size=size, mode="bicubic", align_corners=True)
+
+
+def clip_pixels(reference: np.ndarray) -> torch.Tensor:
+    """``[1, 3, 224, 224]`` CLIP input from an ``[H, W, 3]`` uint8 RGB reference."""
+    x = torch.from_numpy(reference.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+    x = resize_with_antialiasing(x * 2.0 - 1.0, (224, 224))
+    x = (x + 1.0) / 2.0
+    mean = torch.tensor(CLIP_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
+    std = torch.tensor(CLIP_STD, dtype=torch.float32).view(1, 3, 1, 1)
+    return (x - mean) / std
+
+
+@torch.no_grad()
+def encode_clip(image_encoder: torch.nn.Module, pixels: torch.Tensor) -> torch.Tensor:
+    """CLIP ViT ``image_embeds`` (projected pooled output) as ``[1, 1, D]``."""
+    p = next(image_encoder.parameters())
+    return image_encoder(pixels.to(p.device, p.dtype)).image_embeds.unsqueeze(1)
+
+
+def resize_rgb(image: np.ndarray, width: int, height: int, resample: int = PIL.Image.LANCZOS) -> np.ndarray:
+    return np.asarray(PIL.Image.fromarray(image).resize((width, height), resample=resample))
+
+
+def vae_input(reference: np.ndarray, width: int, height: int) -> torch.Tensor:
+    """``[1, 3, H, W]`` in [-1, 1]: the reference resized (Lanczos, as diffusers' VaeImageProcessor) to the target."""
+    x = torch.from_numpy(resize_rgb(reference, width, height).astype(np.float32) / 255.0)
+    return (x.permute(2, 0, 1)[None] * 2.0 - 1.0)
+
+
+@torch.no_grad()
+def encode_reference_latent(vae: torch.nn.Module, image: torch.Tensor, noise: torch.Tensor,
+                            noise_aug_strength: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Returns (noise-augmented VAE input, latent). The VAE encodes in float32 (SVD's ``force_upcast``)."""
+    augmented = image + noise_aug_strength * noise
+    p = next(vae.parameters())
+    if p.dtype != torch.float32:
+        raise ValueError("encode the reference with a float32 VAE (SVD's VAE overflows in fp16)")
+    latent = vae.encode(augmented.to(p.device)).latent_dist.mode()
+    return augmented, latent
+
+
+def added_time_ids(fps: int, motion_bucket_id: float, noise_aug_strength: float) -> torch.Tensor:
+    """SVD micro-conditioning; SVD was trained on ``fps - 1``."""
+    return torch.tensor([[fps - 1, motion_bucket_id, noise_aug_strength]], dtype=torch.float32)
+
+
+@torch.no_grad()
+def encode_face_tokens(face_encoder: torch.nn.Module, arcface_embedding: np.ndarray | torch.Tensor,
+                       clip_embeds: torch.Tensor) -> torch.Tensor:
+    """``[1, 4, D]`` face tokens from the raw (un-normalised) 512-d ArcFace embedding."""
+    p = next(face_encoder.parameters())
+    emb = torch.as_tensor(np.asarray(arcface_embedding, dtype=np.float32)).reshape(1, -1)
+    return face_encoder(emb.to(p.device, p.dtype), clip_embeds.to(p.device, p.dtype))
+
+
+def pose_tensor(frames: Sequence[np.ndarray], width: int, height: int) -> torch.Tensor:
+    """``[F, 3, H, W]`` in [-1, 1] from skeleton images, resized (bicubic, PIL's default) when needed."""
+    out = []
+    for f in frames:
+        f = to_uint8_rgb(f)
+        if f.shape[:2] != (height, width):
+            f = resize_rgb(f, width, height, resample=PIL.Image.BICUBIC)
+        out.append(torch.from_numpy(f.astype(np.float32)))
+    x = torch.stack(out) / 127.5 - 1
+    return x.permute(0, 3, 1, 2).contiguous()
+
+
+def check_generation_size(width: int, height: int) -> None:
+    if width % 64 or height % 64 or width < 64 or height < 64:
+        raise ValueError(f"width and height must be positive multiples of 64, got {width}x{height}")
