@@ -26,6 +26,10 @@ def window_indices(num_frames: int, tile_size: int, overlap: int) -> list[list[i
         raise ValueError("tile_size must be at least 2 when there is more than one frame")
     if not 0 <= overlap < tile_size:
         raise ValueError(f"tile_overlap must be in 0..{tile_size - 1} for tile_size {tile_size}, got {overlap}")
+    if overlap < 1 and num_frames > tile_size:
+        # each window spends one slot on frame 0, so windows advancing by a full tile skip every tile-th frame
+        # (the official code divides 0 by 0 there and the video turns to NaN)
+        raise ValueError("tile_overlap must be at least 1 when the video is longer than one window")
     step = tile_size - overlap
     windows = [[0, *range(i + 1, min(i + tile_size, num_frames))] for i in range(0, num_frames - tile_size + 1, step)]
     if windows[-1][-1] < num_frames - 1:

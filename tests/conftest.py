@@ -1,0 +1,54 @@
+"""Shared test fixtures: the parity fixture folder and the pack imported the way ComfyUI imports it."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def parity_dir() -> Path:
+    return Path(os.environ.get("STABLEANIMATOR_PARITY_DIR", REPO.parent / "shared" / "parity")).resolve()
+
+
+@pytest.fixture(scope="session")
+def parity() -> Path:
+    path = parity_dir()
+    if not (path / "weights" / "configs.json").is_file():
+        pytest.fail(f"parity fixture not found at {path} (set STABLEANIMATOR_PARITY_DIR)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pack():
+    """The repository imported as a package under a mangled name, as ComfyUI's loader does."""
+    name = "custom_nodes_x_stableanimator_pack"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, REPO / "__init__.py", submodule_search_locations=[str(REPO)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def tiny_models(parity):
+    """The parity fixture's tiny models, loaded by the pack's own loaders (float32, CPU)."""
+    from stableanimator_core.fixture import load_models
+
+    return load_models(parity)
+
+
+@pytest.fixture(scope="session")
+def fixture_inputs(parity):
+    from stableanimator_core.fixture import load_inputs
+
+    return load_inputs(parity)
