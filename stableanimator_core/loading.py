@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
@@ -21,6 +21,10 @@ from .models.pose_net import PoseNet
 from .models.unet import StableAnimatorUNet, UNetConfig
 
 PathLike = str | os.PathLike
+
+if TYPE_CHECKING:
+    from .layout import ModelLayout
+    from .pipeline import StableAnimatorModels
 
 
 def _finish(model: torch.nn.Module, device: torch.device | str) -> torch.nn.Module:
@@ -127,3 +131,23 @@ def svd_scheduler_config(svd_dir: PathLike) -> Optional[dict[str, Any]]:
 
 
 SVD_HINT = "https://huggingface.co/FrancisRing/StableAnimator (SVD/) or https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt"
+
+
+def load_models(layout: "ModelLayout", dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                with_face_embedder: bool = False) -> "StableAnimatorModels":
+    """Every component from the official layout. The VAE stays float32 (see :func:`load_vae`)."""
+    from .pipeline import StableAnimatorModels
+
+    parts = ["unet", "pose_net", "face_encoder", "svd"] + (["face_embedder"] if with_face_embedder else [])
+    layout.require(parts)
+    vae_file, vae_cfg = svd_component(layout.svd, "vae")
+    clip_file, clip_cfg = svd_component(layout.svd, "image_encoder")
+    return StableAnimatorModels(
+        unet=load_unet(layout.unet, svd_unet_config(layout.svd), dtype, device),
+        pose_net=load_pose_net(layout.pose_net, dtype, device),
+        face_encoder=load_face_encoder(layout.face_encoder, dtype, device),
+        vae=load_vae(vae_file, vae_cfg, device),
+        image_encoder=load_image_encoder(clip_file, clip_cfg, dtype, device),
+        scheduler_config=svd_scheduler_config(layout.svd),
+        face_embedder=load_face_embedder(layout.face_embedder, device) if with_face_embedder else None,
+    )

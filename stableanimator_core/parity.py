@@ -20,7 +20,6 @@ from typing import Any, Optional
 
 import torch
 
-from .boxes import box_from_mask, boxes_from_masks
 from .fixture import expected_tensors, load_inputs, load_models, run_settings
 from .pipeline import ConditioningSettings, animate
 from .sampler import SamplerSettings
@@ -66,15 +65,18 @@ def replay(fixture: Path, run: str, out: Path, device: str = "cpu", hjb_mode: st
 
 
 def _refiner_for(models, inputs, refine: dict, s: dict, num_frames: int, mode: str, recorder: dict):
-    from .hjb.adapter import SamplerRefiner
-    from .hjb.settings import HJBSettings
+    import numpy as np
+
+    from .face_refinement import SamplerRefiner
+    from .hjb import HJBSettings, reference_box, target_boxes_from_masks
 
     hjb = s.get("hjb", {})
     settings = HJBSettings(num_iterations=int(refine["iters"]), start_step=int(refine["start"]),
                            end_step=int(refine["end"]), eta=float(hjb.get("eta_scheduler", 0.1)), mode=mode,
                            decode_chunk_size=int(s["decode_chunk_size"]))
-    target_boxes = boxes_from_masks(torch.from_numpy(__import__("numpy").stack(inputs.face_masks[:num_frames])))
-    ref_box = box_from_mask(inputs.reference_mask)
+    height, width = s["height"], s["width"]
+    target_boxes = target_boxes_from_masks(np.stack(inputs.face_masks[:num_frames]), num_frames, height, width)
+    ref_box = reference_box(inputs.reference.shape[:2], mask=inputs.reference_mask)
     return SamplerRefiner.build(models.vae, models.face_embedder, inputs.reference, ref_box, target_boxes,
                                 settings, recorder=recorder)
 
@@ -84,6 +86,11 @@ def compare(fixture: Path, run: str, out: Path) -> tuple[bool, list[dict[str, An
     from safetensors.torch import load_file
 
     expected = expected_tensors(fixture, run)
+    # the reference-face tensors of HJB runs are recorded once, with the inputs
+    inputs_file = fixture / "inputs" / "inputs.safetensors"
+    if inputs_file.is_file():
+        recorded_inputs = load_file(str(inputs_file))
+        expected.update({k: v for k, v in recorded_inputs.items() if k.startswith("hjb_reference_face_")})
     ours = load_file(str(out / "tensors.safetensors"))
     ours_meta = json.loads((out / "meta.json").read_text())
     theirs_meta = json.loads((fixture / run / "meta.json").read_text())
