@@ -133,21 +133,29 @@ def svd_scheduler_config(svd_dir: PathLike) -> Optional[dict[str, Any]]:
 SVD_HINT = "https://huggingface.co/FrancisRing/StableAnimator (SVD/) or https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt"
 
 
-def load_models(layout: "ModelLayout", dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
-                with_face_embedder: bool = False) -> "StableAnimatorModels":
-    """Every component from the official layout. The VAE stays float32 (see :func:`load_vae`)."""
+def load_components(unet: PathLike, pose_net: PathLike, face_encoder: PathLike, svd_dir: PathLike,
+                    dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                    face_embedder: Optional[PathLike] = None) -> "StableAnimatorModels":
+    """Every component from explicit files and the SVD-xt folder. The VAE stays float32 (see :func:`load_vae`)."""
     from .pipeline import StableAnimatorModels
 
-    parts = ["unet", "pose_net", "face_encoder", "svd"] + (["face_embedder"] if with_face_embedder else [])
-    layout.require(parts)
-    vae_file, vae_cfg = svd_component(layout.svd, "vae")
-    clip_file, clip_cfg = svd_component(layout.svd, "image_encoder")
+    vae_file, vae_cfg = svd_component(svd_dir, "vae")
+    clip_file, clip_cfg = svd_component(svd_dir, "image_encoder")
     return StableAnimatorModels(
-        unet=load_unet(layout.unet, svd_unet_config(layout.svd), dtype, device),
-        pose_net=load_pose_net(layout.pose_net, dtype, device),
-        face_encoder=load_face_encoder(layout.face_encoder, dtype, device),
+        unet=load_unet(unet, svd_unet_config(svd_dir), dtype, device),
+        pose_net=load_pose_net(pose_net, dtype, device),
+        face_encoder=load_face_encoder(face_encoder, dtype, device),
         vae=load_vae(vae_file, vae_cfg, device),
         image_encoder=load_image_encoder(clip_file, clip_cfg, dtype, device),
-        scheduler_config=svd_scheduler_config(layout.svd),
-        face_embedder=load_face_embedder(layout.face_embedder, device) if with_face_embedder else None,
+        scheduler_config=svd_scheduler_config(svd_dir),
+        face_embedder=load_face_embedder(face_embedder, device) if face_embedder is not None else None,
     )
+
+
+def load_models(layout: "ModelLayout", dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                with_face_embedder: bool = False) -> "StableAnimatorModels":
+    """Every component from the official layout (see :mod:`layout`); missing files are listed together."""
+    parts = ["unet", "pose_net", "face_encoder", "svd"] + (["face_embedder"] if with_face_embedder else [])
+    layout.require(parts)
+    return load_components(layout.unet, layout.pose_net, layout.face_encoder, layout.svd, dtype, device,
+                           layout.face_embedder if with_face_embedder else None)

@@ -66,39 +66,61 @@ def latent_noise(seed: int, width: int, height: int, num_frames: int, tile_size:
 
 
 @torch.no_grad()
-def encode_reference(models: StableAnimatorModels, reference: np.ndarray | torch.Tensor,
-                     arcface_embedding: Optional[np.ndarray | torch.Tensor], settings: ConditioningSettings,
-                     seed: int, recorder: Optional[dict] = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(CLIP embeds ``[1,1,D]``, face tokens ``[1,4,D]``, reference latent ``[1,4,h,w]``), all on CPU.
+def clip_embeds(models: StableAnimatorModels, reference: np.ndarray | torch.Tensor,
+                recorder: Optional[dict] = None) -> torch.Tensor:
+    """CLIP image embedding of the reference, ``[1, 1, D]`` float32 on CPU."""
+    pixels = C.clip_pixels(C.to_uint8_rgb(reference))
+    embeds = C.encode_clip(models.image_encoder, pixels).float().cpu()
+    if recorder is not None:
+        recorder.update(clip_pixel_values=pixels, clip_image_embeds=embeds[:, 0])
+    return embeds
 
-    ``arcface_embedding=None`` gives zero face tokens: the explicit no-identity mode (the official code
-    only falls back to a zero embedding silently; here it has to be asked for).
-    """
-    C.check_generation_size(settings.width, settings.height)
-    ref = C.to_uint8_rgb(reference)
-    pixels = C.clip_pixels(ref)
-    clip = C.encode_clip(models.image_encoder, pixels).float()
+
+@torch.no_grad()
+def face_tokens(models: StableAnimatorModels, arcface_embedding: Optional[np.ndarray | torch.Tensor],
+                clip: torch.Tensor, recorder: Optional[dict] = None) -> torch.Tensor:
+    """``[1, 4, D]`` face tokens; ``arcface_embedding=None`` gives zeros, the explicit no-identity mode
+    (the official code only falls back to a zero embedding silently; here it has to be asked for)."""
     if arcface_embedding is None:
         tokens = torch.zeros((1, models.face_encoder.num_tokens, clip.shape[-1]))
     else:
-        tokens = C.encode_face_tokens(models.face_encoder, arcface_embedding, clip).float()
-    image = C.vae_input(ref, settings.width, settings.height)
-    augmented, latent = C.encode_reference_latent(models.vae, image, reference_noise(seed, settings.width,
-                                                                                      settings.height),
-                                                  settings.noise_aug_strength)
+        tokens = C.encode_face_tokens(models.face_encoder, arcface_embedding, clip).float().cpu()
     if recorder is not None:
-        recorder.update(clip_pixel_values=pixels, clip_image_embeds=clip[:, 0].cpu(),
-                        face_encoder_out=tokens.cpu(), vae_encoder_input=augmented.cpu())
-    return clip.cpu(), tokens.cpu(), latent.float().cpu()
+        recorder["face_encoder_out"] = tokens
+    return tokens
+
+
+@torch.no_grad()
+def reference_latent(models: StableAnimatorModels, reference: np.ndarray | torch.Tensor,
+                     settings: ConditioningSettings, seed: int, recorder: Optional[dict] = None) -> torch.Tensor:
+    """VAE posterior mode of the noise-augmented reference at the generation size, ``[1, 4, h, w]``."""
+    C.check_generation_size(settings.width, settings.height)
+    image = C.vae_input(C.to_uint8_rgb(reference), settings.width, settings.height)
+    noise = reference_noise(seed, settings.width, settings.height)
+    augmented, latent = C.encode_reference_latent(models.vae, image, noise, settings.noise_aug_strength)
+    if recorder is not None:
+        recorder["vae_encoder_input"] = augmented.cpu()
+    return latent.float().cpu()
 
 
 def build_conditioning(models: StableAnimatorModels, reference: np.ndarray | torch.Tensor,
                        arcface_embedding: Optional[np.ndarray | torch.Tensor],
                        pose_frames: Sequence[np.ndarray] | torch.Tensor, settings: ConditioningSettings,
                        seed: int, recorder: Optional[dict] = None) -> C.Conditioning:
-    clip, tokens, latent = encode_reference(models, reference, arcface_embedding, settings, seed, recorder)
-    if isinstance(pose_frames, torch.Tensor) and pose_frames.dtype.is_floating_point and pose_frames.shape[-1] == 3:
-        pose_frames = [f for f in pose_frames]  # ComfyUI IMAGE batch [F, H, W, 3]
+    clip = clip_embeds(models, reference, recorder)
+    tokens = face_tokens(models, arcface_embedding, clip, recorder)
+    latent = reference_latent(models, reference, settings, seed, recorder)
+    return assemble_conditioning(clip, tokens, latent, pose_frames, settings)
+
+
+def assemble_conditioning(clip: torch.Tensor, tokens: torch.Tensor, latent: torch.Tensor,
+                          pose_frames: Sequence[np.ndarray] | torch.Tensor,
+                          settings: ConditioningSettings) -> C.Conditioning:
+    """Skeleton frames (any size; resized to the generation size) + the encoded reference -> Conditioning."""
+    if isinstance(pose_frames, torch.Tensor):
+        pose_frames = list(pose_frames)  # ComfyUI IMAGE batch [F, H, W, 3]
+    if len(pose_frames) == 0:
+        raise ValueError("no skeleton frames were given")
     poses = C.pose_tensor(pose_frames, settings.width, settings.height)
     ids = C.added_time_ids(settings.fps, settings.motion_bucket_id, settings.noise_aug_strength)
     return C.Conditioning(clip, tokens, latent, ids, poses)

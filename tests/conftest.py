@@ -52,3 +52,20 @@ def fixture_inputs(parity):
     from stableanimator_core.fixture import load_inputs
 
     return load_inputs(parity)
+
+
+@pytest.fixture(scope="session")
+def tiny_models_dir(tmp_path_factory):
+    """A complete models folder of tiny random models (official layout), written once per session."""
+    from stableanimator_core.testing.tiny_models import make_tiny_models
+
+    root = tmp_path_factory.mktemp("models")
+    make_tiny_models(root)
+    return root
+
+
+@pytest.fixture
+def standalone_models(tiny_models_dir, monkeypatch):
+    """Point the pack's standalone model lookup (no ComfyUI) at the tiny models folder."""
+    monkeypatch.setenv("STABLEANIMATOR_MODELS_DIR", str(tiny_models_dir))
+    return tiny_models_dir

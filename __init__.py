@@ -1,0 +1,40 @@
+"""StableAnimator for ComfyUI: ComfyUI entry point.
+
+Registers the model folders (``models/stableanimator``, ``models/insightface``), offers the bundled example
+inputs in ComfyUI's input folder (copied only when absent, never overwritten) and exposes the nodes.
+No network access and no package installation happen here.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from .nodes import comfy_bridge as _bridge
+
+WEB_DIRECTORY = "./web"
+__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
+
+_log = logging.getLogger("StableAnimator")
+
+
+def _offer_example_inputs() -> None:
+    """Copy ``workflows/inputs/*`` into ComfyUI's input folder when missing, so the bundled workflows run as loaded."""
+    if not _bridge.IN_COMFYUI:
+        return
+    source = Path(__file__).parent / "workflows" / "inputs"
+    target = _bridge.input_directory()
+    for item in sorted(source.glob("*")) if source.is_dir() else []:
+        dest = target / item.name
+        if item.is_file() and not dest.exists():
+            try:
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(item, dest)
+            except OSError as exc:  # a read-only input folder must not break loading the pack
+                _log.warning("could not copy example input %s: %s", item.name, exc)
+
+
+_bridge.register_model_folders()
+_offer_example_inputs()

@@ -1,0 +1,255 @@
+"""The one place that talks to ComfyUI's services, with standalone fallbacks.
+
+Inside ComfyUI it uses ``folder_paths``, ``comfy.model_management`` (devices, memory manager, interrupts),
+``comfy.model_patcher.ModelPatcher`` and ``comfy.utils.ProgressBar``. Outside ComfyUI (CI, scripts) the
+same calls fall back to plain behaviour: a models folder from ``STABLEANIMATOR_MODELS_DIR`` (or
+``./models``), the default torch device, ``.to()`` moves, no progress bar, an interrupt flag.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import torch
+
+log = logging.getLogger("StableAnimator")
+
+try:  # ComfyUI present
+    import folder_paths  # type: ignore
+    import comfy.model_management as _mm  # type: ignore
+    import comfy.model_patcher as _patcher  # type: ignore
+    import comfy.utils as _utils  # type: ignore
+
+    IN_COMFYUI = True
+except ImportError:  # standalone
+    folder_paths = _mm = _patcher = _utils = None
+    IN_COMFYUI = False
+
+STABLEANIMATOR_FOLDER = "stableanimator"
+INSIGHTFACE_FOLDER = "insightface"
+WEIGHT_EXTENSIONS = {".pth", ".pt", ".safetensors", ".bin"}
+ONNX_EXTENSIONS = {".onnx"}
+
+
+# ---------------------------------------------------------------- model folders
+
+def models_dir() -> Path:
+    if IN_COMFYUI:
+        return Path(folder_paths.models_dir)
+    return Path(os.environ.get("STABLEANIMATOR_MODELS_DIR", "models")).resolve()
+
+
+def register_model_folders() -> None:
+    """Add ``models/stableanimator`` and ``models/insightface`` without dropping paths users configured
+    in ``extra_model_paths.yaml`` (``add_model_folder_path`` appends)."""
+    if not IN_COMFYUI:
+        return
+    for name in (STABLEANIMATOR_FOLDER, INSIGHTFACE_FOLDER):
+        folder_paths.add_model_folder_path(name, str(models_dir() / name))
+
+
+def folder_roots(folder: str) -> list[Path]:
+    if IN_COMFYUI:
+        try:
+            return [Path(p) for p in folder_paths.get_folder_paths(folder)]
+        except KeyError:
+            return [models_dir() / folder]
+    return [models_dir() / folder]
+
+
+def list_files(folder: str, extensions: set[str], contains: str = "") -> list[str]:
+    """Relative paths (``/``-separated) of files under every root of ``folder``, sorted, for combo widgets."""
+    out: set[str] = set()
+    for root in folder_roots(folder):
+        if not root.is_dir():
+            continue
+        for path in root.rglob("*"):
+            if path.suffix.lower() in extensions and path.is_file() and contains in path.name.lower():
+                out.add(path.relative_to(root).as_posix())
+    return sorted(out)
+
+
+def list_svd_folders() -> list[str]:
+    """SVD-xt diffusers folders (with ``vae/`` and ``image_encoder/``) under the stableanimator and diffusers roots."""
+    from ..stableanimator_core.layout import is_svd_folder
+
+    found: set[str] = set()
+    for folder in (STABLEANIMATOR_FOLDER, "diffusers"):
+        for root in folder_roots(folder):
+            if not root.is_dir():
+                continue
+            for cfg in list(root.glob("vae/config.json")) + list(root.glob("*/vae/config.json")) \
+                    + list(root.glob("*/*/vae/config.json")):
+                candidate = cfg.parent.parent
+                if is_svd_folder(candidate):
+                    found.add(f"{folder}/{candidate.relative_to(root).as_posix()}".rstrip("/."))
+    return sorted(found)
+
+
+def resolve_file(folder: str, name: str, what: str) -> Path:
+    """Full path of a file chosen in a combo; the error names the file, the folders searched and the source."""
+    for root in folder_roots(folder):
+        p = root / name
+        if p.is_file():
+            return p
+    from ..stableanimator_core.errors import CheckpointError
+
+    roots = ", ".join(str(r) for r in folder_roots(folder))
+    raise CheckpointError(
+        f"{what} file '{name}' not found in {roots}. Download the StableAnimator weights "
+        f"(https://huggingface.co/FrancisRing/StableAnimator) into {models_dir() / STABLEANIMATOR_FOLDER} "
+        f"or run `python -m stableanimator_core download --models {models_dir()}`."
+    )
+
+
+def resolve_svd_folder(name: str) -> Path:
+    folder, _, rel = name.partition("/")
+    for root in folder_roots(folder):
+        p = root / rel
+        if (p / "vae").is_dir():
+            return p
+    from ..stableanimator_core.errors import CheckpointError
+
+    raise CheckpointError(
+        f"SVD folder '{name}' not found (looked under {', '.join(str(r) for r in folder_roots(folder))}). "
+        f"It is the diffusers stable-video-diffusion-img2vid-xt folder (SVD/ in the StableAnimator download)."
+    )
+
+
+def insightface_root() -> Path:
+    """The folder that holds ``models/antelopev2`` (shared with InstantID / IPAdapter FaceID)."""
+    for root in folder_roots(INSIGHTFACE_FOLDER):
+        if (root / "models").is_dir():
+            return root
+    return folder_roots(INSIGHTFACE_FOLDER)[0]
+
+
+def input_directory() -> Path:
+    if IN_COMFYUI:
+        return Path(folder_paths.get_input_directory())
+    return Path("input").resolve()
+
+
+# ---------------------------------------------------------------- devices and memory
+
+def torch_device() -> torch.device:
+    if IN_COMFYUI:
+        return _mm.get_torch_device()
+    from ..stableanimator_core.devices import default_device
+
+    return default_device()
+
+
+def offload_device() -> torch.device:
+    return _mm.unet_offload_device() if IN_COMFYUI else torch.device("cpu")
+
+
+class ModuleGroup(torch.nn.Module):
+    """Modules loaded and evicted together. A plain container, because ComfyUI's ModelPatcher sets
+    ``.device`` on what it wraps, which diffusers/transformers models do not allow."""
+
+    def __init__(self, **modules: torch.nn.Module):
+        super().__init__()
+        for name, module in modules.items():
+            self.add_module(name, module)
+
+
+class ManagedModels:
+    """A group of modules that ComfyUI's memory manager can load to the GPU and evict like its own models."""
+
+    def __init__(self, group: ModuleGroup, load_device: torch.device, offload: torch.device):
+        self.group = group
+        self.load_device = load_device
+        self.offload = offload
+        self.patcher = _patcher.ModelPatcher(group, load_device=load_device, offload_device=offload) \
+            if IN_COMFYUI else None
+
+    def load(self, memory_required: int = 0) -> None:
+        """Bring the group to the compute device (ComfyUI frees other models as needed)."""
+        if self.patcher is not None:
+            _mm.load_models_gpu([self.patcher], memory_required=memory_required, force_full_load=True)
+        else:
+            self.group.to(self.load_device)
+
+    def release(self) -> None:
+        """Move the group back to the offload device and drop it from ComfyUI's loaded list."""
+        if self.patcher is not None:
+            for i, loaded in enumerate(list(_mm.current_loaded_models)):
+                if loaded.model is self.patcher:
+                    loaded.model_unload()
+                    _mm.current_loaded_models.remove(loaded)
+                    break
+        self.group.to(self.offload)
+        soft_empty_cache()
+
+
+def soft_empty_cache() -> None:
+    if IN_COMFYUI:
+        _mm.soft_empty_cache()
+    elif torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def free_memory_bytes(device: torch.device) -> Optional[int]:
+    if IN_COMFYUI:
+        return int(_mm.get_free_memory(device))
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    return None
+
+
+# ---------------------------------------------------------------- interrupt and progress
+
+_standalone_interrupt = threading.Event()
+
+
+def request_interrupt() -> None:
+    """Standalone equivalent of ComfyUI's Cancel button (used by tests and scripts)."""
+    if IN_COMFYUI:
+        _mm.interrupt_current_processing(True)
+    else:
+        _standalone_interrupt.set()
+
+
+class Interrupted(Exception):
+    """Raised outside ComfyUI when :func:`request_interrupt` was called."""
+
+
+def check_interrupt() -> None:
+    if IN_COMFYUI:
+        _mm.throw_exception_if_processing_interrupted()
+    elif _standalone_interrupt.is_set():
+        _standalone_interrupt.clear()
+        raise Interrupted("interrupted")
+
+
+def is_interrupt(exc: BaseException) -> bool:
+    if IN_COMFYUI:
+        return isinstance(exc, _mm.InterruptProcessingException)
+    return isinstance(exc, Interrupted)
+
+
+class Progress:
+    """ComfyUI's progress bar (with optional JPEG previews); a no-op outside ComfyUI."""
+
+    def __init__(self, total: int):
+        self.total = max(1, int(total))
+        self.bar = _utils.ProgressBar(self.total) if IN_COMFYUI else None
+        self.value = 0
+
+    def update(self, value: int, preview=None) -> None:
+        self.value = value
+        if self.bar is not None:
+            self.bar.update_absolute(value, self.total, ("JPEG", preview, 512) if preview is not None else None)
+
+
+def oom_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [torch.cuda.OutOfMemoryError]
+    if IN_COMFYUI and hasattr(_mm, "OOM_EXCEPTION"):
+        types.append(_mm.OOM_EXCEPTION)
+    return tuple(types)

@@ -1,0 +1,281 @@
+"""Generation nodes: CLIP image embedding, conditioning, the sampler (LATENT out) and decoding (IMAGE out)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image
+
+from ..stableanimator_core import conditioning as C
+from ..stableanimator_core import pipeline as P
+from ..stableanimator_core.decode import decode_latents
+from ..stableanimator_core.errors import InputError
+from ..stableanimator_core.face_refinement import SamplerRefiner
+from ..stableanimator_core.hjb import reference_box, target_boxes_from_masks
+from ..stableanimator_core.preview import preview_frame
+from ..stableanimator_core.sampler import SamplerCallbacks, SamplerSettings
+from ..stableanimator_core.windows import effective_tile_size, window_indices
+from . import comfy_bridge as bridge
+from .handles import CLIP_EMBEDS, COND, FACE, HJB, MODEL, AnimationConditioning, ClipEmbedding
+from .stage import DECODE_ADVICE, ENCODE_ADVICE, SAMPLER_ADVICE, gpu_stage
+
+log = logging.getLogger("StableAnimator")
+CATEGORY = "StableAnimator"
+OFFICIAL_SEED = 23123134
+
+
+def _single_image(image: torch.Tensor, what: str) -> torch.Tensor:
+    if image.ndim != 4 or image.shape[-1] < 3:
+        raise InputError(f"{what} must be an IMAGE [batch, height, width, 3], got shape {tuple(image.shape)}")
+    if image.shape[0] > 1:
+        log.warning("%s has %d images; the first one is used", what, image.shape[0])
+    return image[0, :, :, :3]
+
+
+def _round64(value: int, what: str) -> int:
+    rounded = max(64, int(round(value / 64)) * 64)
+    if rounded != value:
+        log.warning("%s %d is not a multiple of 64 (SVD's VAE and UNet need that); using %d", what, value, rounded)
+    return rounded
+
+
+class StableAnimatorCLIPEncode:
+    DESCRIPTION = ("CLIP ViT-H image embedding of the reference photo (SVD's anti-aliased resize to 224x224, no "
+                   "crop, as the official pipeline). It conditions appearance in every UNet block.")
+    CATEGORY = CATEGORY
+    FUNCTION = "encode"
+    RETURN_TYPES = (CLIP_EMBEDS,)
+    RETURN_NAMES = ("clip_embeds",)
+    OUTPUT_TOOLTIPS = ("The reference's CLIP image embedding.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": (MODEL, {"tooltip": "From StableAnimator Model Loader."}),
+            "reference": ("IMAGE", {"tooltip": "The reference photo (the person to animate)."}),
+        }}
+
+    def encode(self, model, reference):
+        ref = _single_image(reference, "reference")
+        with gpu_stage([model.encoders], "CLIP image encoding", ENCODE_ADVICE):
+            return (ClipEmbedding(P.clip_embeds(model.models, ref)),)
+
+
+class StableAnimatorConditioning:
+    DESCRIPTION = ("Combines the reference (VAE latent of the noise-augmented reference at the output size, CLIP "
+                   "embedding, ArcFace face tokens) with the skeleton frames and SVD's micro-conditioning. Outputs the "
+                   "conditioning and an empty LATENT of the right frame count and size for the sampler.")
+    CATEGORY = CATEGORY
+    FUNCTION = "condition"
+    RETURN_TYPES = (COND, "LATENT")
+    RETURN_NAMES = ("conditioning", "latent")
+    OUTPUT_TOOLTIPS = ("Everything the sampler is conditioned on.",
+                       "Empty latent [frames, 4, height/8, width/8] for the sampler.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": (MODEL, {"tooltip": "From StableAnimator Model Loader."}),
+            "reference": ("IMAGE", {"tooltip": "The reference photo, at any size (it is squashed to width x height "
+                                               "like the official pipeline; crop it to that aspect first)."}),
+            "clip_embeds": (CLIP_EMBEDS, {"tooltip": "From StableAnimator CLIP Encode."}),
+            "face": (FACE, {"tooltip": "From StableAnimator Face Embed (ArcFace identity)."}),
+            "pose_images": ("IMAGE", {"tooltip": "Skeleton frames, one per output frame (from StableAnimator DWPose "
+                                                 "or another pose pack); resized to width x height."}),
+            "width": ("INT", {"default": 512, "min": 64, "max": 2048, "step": 64,
+                              "tooltip": "Output width; StableAnimator was trained at 512x512 and 576x1024."}),
+            "height": ("INT", {"default": 512, "min": 64, "max": 2048, "step": 64, "tooltip": "Output height."}),
+            "fps": ("INT", {"default": 7, "min": 1, "max": 60,
+                            "tooltip": "SVD micro-conditioning fps (official 7; the model sees fps - 1). Not the "
+                                       "frame rate of the saved video."}),
+            "motion_bucket_id": ("INT", {"default": 127, "min": 0, "max": 1023,
+                                         "tooltip": "SVD motion bucket (official 127)."}),
+            "noise_aug_strength": ("FLOAT", {"default": 0.02, "min": 0.0, "max": 1.0, "step": 0.01,
+                                             "tooltip": "Noise added to the reference before VAE encoding (official "
+                                                        "0.02)."}),
+            "noise_seed": ("INT", {"default": OFFICIAL_SEED, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                                   "tooltip": "Seed of the reference's noise augmentation. Give the sampler the same "
+                                              "seed to reproduce the official code's random draws exactly."}),
+        }}
+
+    def condition(self, model, reference, clip_embeds, face, pose_images, width, height, fps, motion_bucket_id,
+                  noise_aug_strength, noise_seed):
+        if pose_images.ndim != 4 or pose_images.shape[0] < 1:
+            raise InputError("pose_images must be a batch of skeleton images with at least one frame")
+        width, height = _round64(width, "width"), _round64(height, "height")
+        settings = P.ConditioningSettings(width, height, fps, float(motion_bucket_id), noise_aug_strength)
+        ref = _single_image(reference, "reference")
+        with gpu_stage([model.encoders, model.vae], "reference encoding", ENCODE_ADVICE):
+            embedding = None if face.embedding is None else face.embedding
+            tokens = P.face_tokens(model.models, embedding, clip_embeds.embeds)
+            latent = P.reference_latent(model.models, ref, settings, noise_seed)
+        cond = P.assemble_conditioning(clip_embeds.embeds, tokens, latent, pose_images[..., :3], settings)
+        ref_uint8 = C.to_uint8_rgb(ref)
+        face_box = face.box if face.image_hw == ref_uint8.shape[:2] else None
+        samples = torch.zeros((cond.num_frames, 4, height // 8, width // 8))
+        info = {"width": width, "height": height, "fps": fps, "motion_bucket_id": motion_bucket_id,
+                "noise_aug_strength": noise_aug_strength, "noise_seed": noise_seed}
+        return (AnimationConditioning(cond, ref_uint8, face_box, info), {"samples": samples})
+
+
+class StableAnimatorSampler:
+    DESCRIPTION = ("Denoises the video with SVD-xt's Euler sampler, classifier-free guidance and overlapping frame "
+                   "windows for long videos, optionally with the HJB face optimisation. Outputs LATENT; decode it with "
+                   "StableAnimator Decode. Shows progress with previews and stops within one step on Cancel.")
+    CATEGORY = CATEGORY
+    FUNCTION = "sample"
+    RETURN_TYPES = ("LATENT",)
+    RETURN_NAMES = ("latent",)
+    OUTPUT_TOOLTIPS = ("Denoised latents [frames, 4, height/8, width/8].",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "model": (MODEL, {"tooltip": "From StableAnimator Model Loader."}),
+                "conditioning": (COND, {"tooltip": "From StableAnimator Conditioning."}),
+                "latent": ("LATENT", {"tooltip": "The empty latent from StableAnimator Conditioning (frame count "
+                                                 "and size must match the conditioning)."}),
+                "seed": ("INT", {"default": OFFICIAL_SEED, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                                 "control_after_generate": True,
+                                 "tooltip": "Initial-noise seed (CPU generator: the same video on every GPU)."}),
+                "steps": ("INT", {"default": 25, "min": 1, "max": 200, "tooltip": "Euler steps (official 25)."}),
+                "guidance": ("FLOAT", {"default": 3.0, "min": 1.01, "max": 20.0, "step": 0.1,
+                                       "tooltip": "Classifier-free guidance scale (official 3.0); must be above 1."}),
+                "tile_size": ("INT", {"default": 16, "min": 2, "max": 128,
+                                      "tooltip": "Frames per window (official 16). Lower it to save VRAM; videos "
+                                                 "shorter than this use one window."}),
+                "tile_overlap": ("INT", {"default": 4, "min": 1, "max": 127,
+                                         "tooltip": "Frames shared by consecutive windows (official 4); must be below "
+                                                    "tile_size."}),
+            },
+            "optional": {
+                "hjb": (HJB, {"tooltip": "HJB face-optimisation settings (StableAnimator HJB Face Optimisation); "
+                                         "needs face_masks."}),
+                "face_masks": ("MASK", {"tooltip": "Per-frame face masks (any resolution; e.g. DWPose's face_masks) "
+                                                   "for HJB. One per frame, or one for all."}),
+                "guidance_start": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 20.0, "step": 0.1,
+                                             "tooltip": "If above 1: guidance ramps linearly from this value on the "
+                                                        "first frame to 'guidance' on the last (SVD's ramp). 0 = off."}),
+                "keep_model_loaded": ("BOOLEAN", {"default": False,
+                                                  "tooltip": "Keep the UNet on the GPU after sampling."}),
+            },
+        }
+
+    def sample(self, model, conditioning, latent, seed, steps, guidance, tile_size, tile_overlap, hjb=None,
+               face_masks=None, guidance_start=0.0, keep_model_loaded=False):
+        cond = conditioning.cond
+        samples = latent["samples"]
+        expected = (cond.num_frames, 4, cond.size_hw[0] // 8, cond.size_hw[1] // 8)
+        if tuple(samples.shape) != expected:
+            raise InputError(
+                f"The latent has shape {tuple(samples.shape)} but the conditioning needs {expected} "
+                f"({cond.num_frames} skeleton frames at {cond.size_hw[1]}x{cond.size_hw[0]}). Connect the latent "
+                f"output of the same StableAnimator Conditioning node."
+            )
+        tile = effective_tile_size(cond.num_frames, tile_size)
+        settings = SamplerSettings(steps=steps, min_guidance=guidance_start if guidance_start > 1.0 else guidance,
+                                   max_guidance=guidance, tile_size=tile, tile_overlap=min(tile_overlap, tile - 1),
+                                   seed=seed)
+        settings.validate()
+        windows = len(window_indices(cond.num_frames, tile, settings.tile_overlap))
+        refiner_stage, groups = None, [model.sampling]
+        hjb_iters = 0
+        if hjb is not None:
+            refiner_stage = self._hjb_targets(conditioning, face_masks)
+            groups += [model.vae, hjb.face_net_group]
+            hjb_iters = hjb.settings.num_iterations * sum(hjb.settings.is_refined(i) for i in range(steps))
+        progress = bridge.Progress(steps * windows + hjb_iters)
+        done = {"calls": 0, "hjb": 0}
+
+        def on_call(calls, total):
+            done["calls"] = calls
+            progress.update(calls + done["hjb"])
+            bridge.check_interrupt()
+
+        def on_step(i, n, x0):
+            progress.update(done["calls"] + done["hjb"], Image.fromarray(preview_frame(x0)))
+
+        def on_hjb(it, loss):
+            done["hjb"] += 1
+            progress.update(done["calls"] + done["hjb"])
+            bridge.check_interrupt()
+
+        with gpu_stage(groups, "sampling" + (" with HJB" if hjb else ""), SAMPLER_ADVICE, keep_model_loaded):
+            refiner = None
+            if hjb is not None:
+                target_boxes, ref_box = refiner_stage
+                refiner = SamplerRefiner.build(model.models.vae, hjb.face_net, conditioning.reference, ref_box,
+                                               target_boxes, hjb.settings, on_iteration=on_hjb)
+            out = P.run_sampler(model.models, cond, settings, refiner, SamplerCallbacks(on_call, on_step),
+                                device=bridge.torch_device())
+            if refiner is not None and refiner.losses:
+                log.info("HJB face loss: first %.4f, last %.4f over %d iterations", refiner.losses[0],
+                         refiner.losses[-1], len(refiner.losses))
+        return ({"samples": out[0].float().cpu()},)
+
+    @staticmethod
+    def _hjb_targets(conditioning: AnimationConditioning, face_masks):
+        cond = conditioning.cond
+        if face_masks is None:
+            raise InputError("HJB needs per-frame face masks: connect 'face_masks' (e.g. the face_masks output of "
+                             "StableAnimator DWPose), or disconnect 'hjb'.")
+        height, width = cond.size_hw
+        boxes = target_boxes_from_masks(face_masks, cond.num_frames, height, width)
+        if conditioning.reference_face_box is None:
+            raise InputError("HJB needs the reference face box: connect the face output of StableAnimator Face Embed "
+                             "computed on the same reference image (identity mode).")
+        ref_box = reference_box(conditioning.reference.shape[:2], box=conditioning.reference_face_box)
+        return boxes, ref_box
+
+
+class StableAnimatorDecode:
+    DESCRIPTION = ("Decodes latents to frames with SVD's temporal VAE decoder, decode_chunk_size frames at a time "
+                   "(frames inside a chunk are smoothed together; the official value is 4, larger is smoother and "
+                   "needs more VRAM).")
+    CATEGORY = CATEGORY
+    FUNCTION = "decode"
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("images",)
+    OUTPUT_TOOLTIPS = ("Frames [frames, height, width, 3], 0..1, for CreateVideo / SaveVideo / VHS Video Combine.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "model": (MODEL, {"tooltip": "From StableAnimator Model Loader."}),
+            "latent": ("LATENT", {"tooltip": "From StableAnimator Sampler."}),
+            "decode_chunk_size": ("INT", {"default": 4, "min": 1, "max": 64,
+                                          "tooltip": "Frames decoded together (official 4)."}),
+        }}
+
+    def decode(self, model, latent, decode_chunk_size):
+        samples = latent["samples"]
+        if samples.ndim != 4 or samples.shape[1] != 4:
+            raise InputError(f"expected a StableAnimator/SVD latent [frames, 4, h, w], got {tuple(samples.shape)}")
+        total = (samples.shape[0] + decode_chunk_size - 1) // decode_chunk_size
+        progress = bridge.Progress(total)
+
+        def on_chunk(done, _total):
+            progress.update(done)
+            bridge.check_interrupt()
+
+        with gpu_stage([model.vae], "decoding", DECODE_ADVICE):
+            frames = decode_latents(model.models.vae, samples[None], decode_chunk_size, on_chunk)
+        return (frames,)
+
+
+NODE_CLASS_MAPPINGS = {
+    "StableAnimatorCLIPEncode": StableAnimatorCLIPEncode,
+    "StableAnimatorConditioning": StableAnimatorConditioning,
+    "StableAnimatorSampler": StableAnimatorSampler,
+    "StableAnimatorDecode": StableAnimatorDecode,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "StableAnimatorCLIPEncode": "StableAnimator CLIP Encode",
+    "StableAnimatorConditioning": "StableAnimator Conditioning",
+    "StableAnimatorSampler": "StableAnimator Sampler",
+    "StableAnimatorDecode": "StableAnimator Decode",
+}

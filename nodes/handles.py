@@ -1,0 +1,79 @@
+"""The Python objects that travel on the pack's custom sockets.
+
+Socket type names are prefixed and stable: they are saved in users' workflows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from ..stableanimator_core.boxes import FaceBox
+from ..stableanimator_core.conditioning import Conditioning
+from ..stableanimator_core.hjb import HJBSettings
+from ..stableanimator_core.pipeline import StableAnimatorModels
+from .comfy_bridge import ManagedModels, ModuleGroup, offload_device, torch_device
+
+MODEL = "STABLEANIMATOR_MODEL"
+CLIP_EMBEDS = "STABLEANIMATOR_CLIP"
+FACE = "STABLEANIMATOR_FACE"
+COND = "STABLEANIMATOR_COND"
+HJB = "STABLEANIMATOR_HJB"
+POSE_KEYPOINT = "POSE_KEYPOINT"  # comfyui_controlnet_aux's OpenPose-JSON list
+
+
+@dataclass
+class ModelHandle:
+    """Loaded StableAnimator models, grouped so ComfyUI can load and evict each group on its own."""
+
+    models: StableAnimatorModels
+    dtype: torch.dtype
+    sampling: ManagedModels  # UNet + PoseNet
+    encoders: ManagedModels  # CLIP image encoder + face encoder
+    vae: ManagedModels
+    name: str = ""
+
+    @classmethod
+    def wrap(cls, models: StableAnimatorModels, dtype: torch.dtype, name: str = "") -> "ModelHandle":
+        load, offload = torch_device(), offload_device()
+        return cls(
+            models=models, dtype=dtype,
+            sampling=ManagedModels(ModuleGroup(unet=models.unet, pose_net=models.pose_net), load, offload),
+            encoders=ManagedModels(ModuleGroup(image_encoder=models.image_encoder, face_encoder=models.face_encoder),
+                                   load, offload),
+            vae=ManagedModels(ModuleGroup(vae=models.vae), load, offload),
+            name=name,
+        )
+
+
+@dataclass
+class ClipEmbedding:
+    embeds: torch.Tensor  # [1, 1, D] on CPU
+
+
+@dataclass
+class FaceIdentity:
+    """The reference's ArcFace identity, or an explicit "no identity" (zero face tokens)."""
+
+    embedding: Optional[np.ndarray]  # raw 512-d antelopev2/glintr100 embedding; None = no-identity mode
+    box: Optional[FaceBox]  # on the reference image at its original size
+    image_hw: tuple[int, int]
+    score: float = 0.0
+
+
+@dataclass
+class HJBOptions:
+    settings: HJBSettings
+    face_net: torch.nn.Module  # IResNet-100 (glintr100_torch.pth), float32
+    face_net_group: ManagedModels
+
+
+@dataclass
+class AnimationConditioning:
+    cond: Conditioning
+    reference: np.ndarray  # [H, W, 3] uint8 at original size (HJB crops the reference face from it)
+    reference_face_box: Optional[FaceBox]
+    settings: dict[str, Any] = field(default_factory=dict)

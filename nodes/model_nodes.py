@@ -1,0 +1,118 @@
+"""Loader nodes: the StableAnimator models and the HJB face-optimisation settings."""
+
+from __future__ import annotations
+
+import logging
+
+from ..stableanimator_core.devices import PRECISIONS, resolve_dtype
+from ..stableanimator_core.hjb import HJB_MODES, HJBSettings
+from ..stableanimator_core.loading import load_components, load_face_embedder
+from . import comfy_bridge as bridge
+from .handles import HJB, MODEL, HJBOptions, ModelHandle
+
+log = logging.getLogger("StableAnimator")
+CATEGORY = "StableAnimator"
+
+
+def _weights_choices(contains: str, default: str) -> list[str]:
+    found = bridge.list_files(bridge.STABLEANIMATOR_FOLDER, bridge.WEIGHT_EXTENSIONS, contains)
+    # keep the official name selectable even before the download, so the error says where to put it
+    return found if default in found else [default] + found
+
+
+def _svd_choices() -> list[str]:
+    found = bridge.list_svd_folders()
+    default = "stableanimator/SVD"
+    return found if default in found else [default] + found
+
+
+class StableAnimatorModelLoader:
+    DESCRIPTION = ("Loads the StableAnimator UNet, PoseNet and face encoder (Animation/*.pth from "
+                   "huggingface.co/FrancisRing/StableAnimator) with the SVD-xt VAE and CLIP image encoder, from "
+                   "ComfyUI/models/stableanimator. Files load strictly and safely (no pickled code). Models stay on "
+                   "the CPU until a node needs them; ComfyUI's memory manager moves and evicts them.")
+    CATEGORY = CATEGORY
+    FUNCTION = "load"
+    RETURN_TYPES = (MODEL,)
+    RETURN_NAMES = ("model",)
+    OUTPUT_TOOLTIPS = ("The loaded StableAnimator models (UNet, PoseNet, face encoder, VAE, CLIP image encoder).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "unet": (_weights_choices("unet", "Animation/unet.pth"),
+                     {"tooltip": "StableAnimator UNet (Animation/unet.pth, or a .safetensors copy)."}),
+            "pose_net": (_weights_choices("pose", "Animation/pose_net.pth"),
+                         {"tooltip": "PoseNet, the skeleton encoder (Animation/pose_net.pth)."}),
+            "face_encoder": (_weights_choices("face_encoder", "Animation/face_encoder.pth"),
+                             {"tooltip": "Face encoder turning the ArcFace identity into tokens "
+                                         "(Animation/face_encoder.pth)."}),
+            "svd": (_svd_choices(), {"tooltip": "The SVD-xt diffusers folder (SVD/ in the StableAnimator download): "
+                                                "its vae/ and image_encoder/ are used; its unet weights are not."}),
+            "precision": (list(PRECISIONS), {"default": "auto",
+                                              "tooltip": "auto: bf16 on GPUs that support it, else fp16; fp32 on "
+                                                         "CPU. The VAE always runs its encoder in fp32."}),
+        }}
+
+    def load(self, unet, pose_net, face_encoder, svd, precision):
+        device = bridge.torch_device()
+        dtype = resolve_dtype(precision, device)
+        files = [bridge.resolve_file(bridge.STABLEANIMATOR_FOLDER, name, what)
+                 for name, what in ((unet, "UNet"), (pose_net, "PoseNet"), (face_encoder, "Face encoder"))]
+        models = load_components(*files, bridge.resolve_svd_folder(svd), dtype, bridge.offload_device())
+        log.info("StableAnimator models loaded (%s, %s)", unet, dtype)
+        return (ModelHandle.wrap(models, dtype, name=unet),)
+
+
+class StableAnimatorHJBSettings:
+    DESCRIPTION = ("Settings of StableAnimator's inference-time face optimisation (HJB): at each refined step the "
+                   "predicted clean latents are optimised with Adam so the decoded faces match the reference identity "
+                   "(ArcFace IResNet-100, Animation/glintr100_torch.pth). Connect to the sampler's 'hjb' input and give "
+                   "the sampler per-frame face masks. It multiplies sampling time; 'memory_bounded' gives the same "
+                   "result as 'faithful' with far less VRAM, 'fast' is an approximation for small GPUs.")
+    CATEGORY = CATEGORY
+    FUNCTION = "build"
+    RETURN_TYPES = (HJB,)
+    RETURN_NAMES = ("hjb",)
+    OUTPUT_TOOLTIPS = ("HJB face-optimisation settings and face network, for the sampler.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "face_model": (_weights_choices("glintr", "Animation/glintr100_torch.pth"),
+                           {"tooltip": "ArcFace IResNet-100 weights (Animation/glintr100_torch.pth)."}),
+            "iterations": ("INT", {"default": 3, "min": 1, "max": 20,
+                                   "tooltip": "Adam iterations per refined step (official: 3)."}),
+            "start_step": ("INT", {"default": 0, "min": 0, "max": 1000,
+                                   "tooltip": "First denoising step refined (0-based, official: 0)."}),
+            "end_step": ("INT", {"default": 20, "min": 0, "max": 1000,
+                                 "tooltip": "Last denoising step refined, inclusive (official: 20 of 25)."}),
+            "eta": ("FLOAT", {"default": 0.1, "min": 0.0001, "max": 10.0, "step": 0.01,
+                              "tooltip": "Learning-rate scale: step i uses eta * (1 - i / steps) (official: 0.1)."}),
+            "mode": (list(HJB_MODES), {"default": "faithful",
+                                       "tooltip": "faithful: the official computation. memory_bounded: same result, "
+                                                  "memory independent of the frame count. fast: bf16 and face-only "
+                                                  "decoding, an approximation."}),
+            "decode_chunk_size": ("INT", {"default": 4, "min": 1, "max": 64,
+                                          "tooltip": "Frames decoded together during the optimisation (official: "
+                                                     "4)."}),
+        }}
+
+    def build(self, face_model, iterations, start_step, end_step, eta, mode, decode_chunk_size):
+        settings = HJBSettings(num_iterations=iterations, start_step=start_step, end_step=end_step, eta=eta,
+                               mode=mode, decode_chunk_size=decode_chunk_size)
+        path = bridge.resolve_file(bridge.STABLEANIMATOR_FOLDER, face_model, "Face-recognition (glintr100)")
+        face_net = load_face_embedder(path, bridge.offload_device())
+        group = bridge.ManagedModels(bridge.ModuleGroup(face_net=face_net), bridge.torch_device(),
+                                     bridge.offload_device())
+        return (HJBOptions(settings, face_net, group),)
+
+
+NODE_CLASS_MAPPINGS = {
+    "StableAnimatorModelLoader": StableAnimatorModelLoader,
+    "StableAnimatorHJBSettings": StableAnimatorHJBSettings,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "StableAnimatorModelLoader": "StableAnimator Model Loader",
+    "StableAnimatorHJBSettings": "StableAnimator HJB Face Optimisation",
+}
