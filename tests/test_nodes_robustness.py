@@ -1,0 +1,111 @@
+"""Interrupts and out-of-memory inside the nodes: clear messages, models released, work stops promptly."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from test_nodes_generation import _conditioning, _loaded
+
+
+@pytest.fixture
+def nodes(pack, standalone_models):
+    return pack.nodes.NODE_CLASS_MAPPINGS
+
+
+@pytest.fixture
+def bridge(pack):
+    return pack.nodes.comfy_bridge
+
+
+@pytest.fixture
+def handles(pack):
+    return pack.nodes.handles
+
+
+def _spy_releases(monkeypatch, bridge):
+    released = []
+    original = bridge.ManagedModels.release
+
+    def release(self):
+        released.append(self)
+        original(self)
+
+    monkeypatch.setattr(bridge.ManagedModels, "release", release)
+    return released
+
+
+def test_interrupt_stops_sampling_after_one_unet_call(nodes, handles, bridge, monkeypatch):
+    model = _loaded(nodes)
+    cond, latent = _conditioning(nodes, handles, model, frames=5)
+    calls = []
+    hook = model.models.unet.register_forward_hook(lambda *a: calls.append(1))
+    released = _spy_releases(monkeypatch, bridge)
+    try:
+        bridge.request_interrupt()
+        with pytest.raises(bridge.Interrupted):
+            nodes["StableAnimatorSampler"]().sample(model, cond, latent, 1, 10, 3.0, 3, 1)
+    finally:
+        hook.remove()
+    assert len(calls) == 1
+    assert model.sampling in released
+
+
+def test_interrupt_during_hjb_stops_within_one_iteration(nodes, handles, bridge, monkeypatch):
+    model = _loaded(nodes)
+    cond, latent = _conditioning(nodes, handles, model, frames=2)
+    hjb = nodes["StableAnimatorHJBSettings"]().build("Animation/glintr100_torch.pth", 5, 0, 3, 0.1, "faithful", 4)[0]
+    masks = torch.zeros(2, 128, 64)
+    masks[:, 10:40, 10:40] = 1
+    face_calls = []
+
+    def on_face_forward(*_):
+        face_calls.append(1)
+        if len(face_calls) == 2:  # the first call embeds the reference; the second is HJB iteration 0
+            bridge.request_interrupt()
+
+    hook = hjb.face_net.register_forward_hook(on_face_forward)
+    try:
+        with pytest.raises(bridge.Interrupted):
+            nodes["StableAnimatorSampler"]().sample(model, cond, latent, 1, 4, 3.0, 16, 4, hjb=hjb, face_masks=masks)
+    finally:
+        hook.remove()
+    assert len(face_calls) == 2  # stopped after the first of 5 x 4 iterations
+    assert not any(p.grad is not None for p in hjb.face_net.parameters())
+
+
+def test_out_of_memory_during_sampling_names_the_knobs_and_releases(nodes, handles, bridge, monkeypatch):
+    model = _loaded(nodes)
+    cond, latent = _conditioning(nodes, handles, model, frames=2)
+    released = _spy_releases(monkeypatch, bridge)
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(model.models.unet, "forward", oom)
+    with pytest.raises(Exception) as err:
+        nodes["StableAnimatorSampler"]().sample(model, cond, latent, 1, 2, 3.0, 16, 4)
+    msg = str(err.value)
+    assert type(err.value).__name__ == "OutOfMemoryError" and "Out of GPU memory during sampling" in msg
+    assert "tile_size" in msg and "memory_bounded" in msg and "ComfyUI keeps running" in msg
+    assert model.sampling in released
+
+
+def test_out_of_memory_during_decode_names_decode_chunk_size(nodes, handles, bridge, monkeypatch):
+    model = _loaded(nodes)
+    released = _spy_releases(monkeypatch, bridge)
+
+    def oom(*args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    monkeypatch.setattr(model.models.vae, "decode", oom)
+    with pytest.raises(Exception, match="during decoding.*decode_chunk_size"):
+        nodes["StableAnimatorDecode"]().decode(model, {"samples": torch.zeros(2, 4, 16, 8)}, 4)
+    assert model.vae in released
+
+
+def test_decode_rejects_a_foreign_latent(nodes):
+    model = _loaded(nodes)
+    with pytest.raises(Exception, match=r"latent \[frames, 4, h, w\]"):
+        nodes["StableAnimatorDecode"]().decode(model, {"samples": torch.zeros(1, 16, 2, 8, 8)}, 4)
