@@ -1,0 +1,75 @@
+"""Fixtures for end-to-end tests against a real ComfyUI (one server per test session).
+
+Environment:
+  COMFYUI_DIR          a ComfyUI checkout; unset -> every e2e test is skipped
+  COMFYUI_PYTHON       interpreter of ComfyUI's venv (default: the one running pytest); see scripts/setup_comfyui.sh
+  COMFYUI_MODELS_DIR   optional models folder (the server's models/ links to it; default: an empty folder)
+  COMFYUI_E2E_KEEP=1   keep the server's base directory (log, outputs) after the session
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from tests.e2e.comfy_server import ComfyServer, ComfyServerError, PackImportError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# The folder name the pack gets in custom_nodes/ (what users clone it as); /object_info reports its nodes with
+# python_module "custom_nodes.<PACK_NAME>".
+PACK_NAME = "ComfyUI-StableAnimator"
+SKIP_REASON = ("COMFYUI_DIR is not set: end-to-end tests need a ComfyUI checkout "
+               "(set COMFYUI_DIR and COMFYUI_PYTHON; see scripts/setup_comfyui.sh)")
+
+_skipped_for_env: list[str] = []
+
+
+@pytest.fixture(scope="session")
+def comfy_env() -> dict[str, Any]:
+    """ComfyServer keyword arguments from the COMFYUI_* variables; skips (naming COMFYUI_DIR) when unset.
+    For tests that start a server of their own: ComfyServer(**comfy_env, packs=...)."""
+    comfyui_dir = os.environ.get("COMFYUI_DIR")
+    if not comfyui_dir:
+        pytest.skip(SKIP_REASON)
+    return {"comfyui_dir": comfyui_dir,
+            "python": os.environ.get("COMFYUI_PYTHON") or None,
+            "keep_base_dir": os.environ.get("COMFYUI_E2E_KEEP") == "1"}
+
+
+@pytest.fixture(scope="session")
+def comfy_core_server(comfy_env: dict[str, Any]) -> Iterator[ComfyServer]:
+    """The session's ComfyUI with this pack in custom_nodes/, whether or not the pack imported
+    (for tests of core nodes and of the harness itself)."""
+    server = ComfyServer(**comfy_env, packs={PACK_NAME: REPO_ROOT},
+                         models_dir=os.environ.get("COMFYUI_MODELS_DIR") or None)
+    try:
+        server.start()
+    except ComfyServerError as e:
+        pytest.fail(str(e), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def comfy_server(comfy_core_server: ComfyServer) -> ComfyServer:
+    """The session's ComfyUI, after checking that this pack registered its nodes (else: fail with the traceback)."""
+    try:
+        comfy_core_server.require_pack(PACK_NAME)
+    except PackImportError as e:
+        pytest.fail(str(e), pytrace=False)
+    return comfy_core_server
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Remember skips caused by a missing COMFYUI_DIR, to say so once at the end (pytest -q hides skip reasons).
+    if report.skipped and SKIP_REASON in str(report.longrepr):
+        _skipped_for_env.append(report.nodeid)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if _skipped_for_env:
+        terminalreporter.write_line(f"e2e: {len(_skipped_for_env)} test(s) skipped: {SKIP_REASON}")
