@@ -1,0 +1,1 @@
+"""Helpers for tests and demos that need no real weights (tiny stand-in models)."""
