@@ -66,3 +66,13 @@ def masks_from_boxes(boxes: Sequence[Optional[FaceBox]], height: int, width: int
             y0, y1, x0, x1 = b
             out[i, y0 : y1 + 1, x0 : x1 + 1] = 1.0
     return out
+
+
+def box_from_xyxy(xyxy, height: int, width: int) -> Optional[FaceBox]:
+    """A detector's ``(x0, y0, x1, y1)`` pixel box (float, exclusive-ish edges) as an inclusive, clipped FaceBox."""
+    x0, y0, x1, y1 = (float(v) for v in xyxy)
+    y_min, x_min = max(0, int(np.floor(y0))), max(0, int(np.floor(x0)))
+    y_max, x_max = min(height - 1, int(np.ceil(y1)) - 1), min(width - 1, int(np.ceil(x1)) - 1)
+    if y_max < y_min or x_max < x_min:
+        return None
+    return y_min, y_max, x_min, x_max

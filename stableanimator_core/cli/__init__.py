@@ -1,8 +1,8 @@
 """Sub-command dispatcher for ``python -m stableanimator_core``.
 
-Each sub-command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``;
-modules are imported only when their command runs, so ``--help`` stays fast and a missing optional
-dependency of one command does not break the others.
+Each sub-command lives in its own module exposing ``add_arguments(parser)`` and ``run(args) -> int``.
+The modules import only argparse at their top level (torch, onnxruntime, PyAV load inside ``run``), so
+``--help`` stays fast and a missing optional dependency of one command does not break the others.
 """
 
 from __future__ import annotations

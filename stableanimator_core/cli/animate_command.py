@@ -1,0 +1,51 @@
+"""``animate``: reference photo + driving video -> identity-preserving animation (H.264 mp4)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reference", required=True, type=Path, help="the photo of the person to animate")
+    p.add_argument("--driving", required=True, type=Path,
+                   help="driving video, or a folder of frame_<i>.png (ordered by i)")
+    p.add_argument("--out", required=True, type=Path, help="output .mp4")
+    p.add_argument("--models", type=Path, default=Path("models"),
+                   help="models folder holding stableanimator/ and insightface/ (e.g. ComfyUI/models)")
+    p.add_argument("--width", type=int, default=512, help="multiple of 64; trained at 512x512 and 576x1024")
+    p.add_argument("--height", type=int, default=512)
+    p.add_argument("--max-frames", type=int, default=None, help="use at most this many driving frames")
+    p.add_argument("--frame-stride", type=int, default=1, help="use every n-th driving frame")
+    p.add_argument("--steps", type=int, default=25)
+    p.add_argument("--guidance", type=float, default=3.0)
+    p.add_argument("--tile-size", type=int, default=16, help="frames per window (lower = less VRAM)")
+    p.add_argument("--tile-overlap", type=int, default=4)
+    p.add_argument("--seed", type=int, default=23123134)
+    p.add_argument("--fps", type=float, default=None, help="frame rate of the mp4 (default: the driving video's)")
+    p.add_argument("--decode-chunk-size", type=int, default=4)
+    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
+    p.add_argument("--align", choices=("global", "limbs", "none"), default="global",
+                   help="skeleton alignment to the reference body (global = official)")
+    p.add_argument("--missing", choices=("empty", "repeat", "error"), default="empty",
+                   help="driving frames without a person")
+    p.add_argument("--no-identity", action="store_true",
+                   help="do not use the reference's ArcFace identity (zero face tokens)")
+    p.add_argument("--hjb", action="store_true", help="HJB face optimisation (slower, stronger identity)")
+    p.add_argument("--hjb-mode", choices=("faithful", "memory_bounded", "fast"), default="memory_bounded")
+    p.add_argument("--hjb-iterations", type=int, default=3)
+    p.add_argument("--hjb-start", type=int, default=0)
+    p.add_argument("--hjb-end", type=int, default=20)
+    p.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
+                   help="onnxruntime device for DWPose and ArcFace")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..job import AnimateOptions, run_animation
+
+    fields = {k: v for k, v in vars(args).items() if k in AnimateOptions.__dataclass_fields__}
+    opts = AnimateOptions(**fields)
+    path = run_animation(opts)
+    print(f"wrote {path} ({', '.join(f'{k} {v} s' for k, v in opts.timings.items())})")
+    return 0
