@@ -128,6 +128,14 @@ def insightface_root() -> Path:
     return folder_roots(INSIGHTFACE_FOLDER)[0]
 
 
+def temp_directory() -> Path:
+    if IN_COMFYUI:
+        return Path(folder_paths.get_temp_directory())
+    import tempfile
+
+    return Path(tempfile.gettempdir()) / "stableanimator"
+
+
 def input_directory() -> Path:
     if IN_COMFYUI:
         return Path(folder_paths.get_input_directory())

@@ -1,0 +1,190 @@
+"""Preprocessing nodes: DWPose skeletons aligned to the reference, skeletons from POSE_KEYPOINT, ArcFace identity."""
+
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import numpy as np
+import torch
+
+from ..stableanimator_core.boxes import box_from_xyxy, masks_from_boxes
+from ..stableanimator_core.conditioning import to_uint8_rgb
+from ..stableanimator_core.errors import InputError
+from ..stableanimator_core.face_masks import FACE_MASK_SOURCES, sequence_face_boxes
+from ..stableanimator_core.identity import load_antelopev2, reference_identity
+from ..stableanimator_core.pose import (
+    ALIGN_MODES, MISSING_POLICIES, PERSON_CHOICES, DWPose, PoseFrame, extract_poses, from_openpose_json,
+    render_skeletons, sequence_from_poses, to_openpose_json,
+)
+from . import comfy_bridge as bridge
+from .handles import FACE, POSE_KEYPOINT, FaceIdentity
+from .pose_preview import pose_preview_ui
+
+log = logging.getLogger("StableAnimator")
+CATEGORY = "StableAnimator/preprocess"
+PROVIDERS = ["auto", "cuda", "cpu"]
+
+
+def _onnx_choices(contains: str, default: str) -> list[str]:
+    found = bridge.list_files(bridge.STABLEANIMATOR_FOLDER, bridge.ONNX_EXTENSIONS, contains)
+    return found if default in found else [default] + found
+
+
+def _frames(images: torch.Tensor, what: str) -> list[np.ndarray]:
+    if images.ndim != 4 or images.shape[0] < 1:
+        raise InputError(f"{what} must be an IMAGE batch with at least one frame, got shape {tuple(images.shape)}")
+    return [to_uint8_rgb(f) for f in images]
+
+
+def _images(frames: list[np.ndarray]) -> torch.Tensor:
+    return torch.from_numpy(np.stack(frames)).float() / 255.0
+
+
+class StableAnimatorDWPose:
+    DESCRIPTION = ("DWPose skeletons of the driving frames, aligned to the reference person's body and drawn the way "
+                   "StableAnimator was trained (official skeleton_extraction.py, pixel for pixel with 'global'). "
+                   "Also outputs the keypoints (POSE_KEYPOINT, as comfyui_controlnet_aux) and per-frame face masks "
+                   "for the HJB face optimisation. Misaligned skeletons are the main cause of identity loss: check "
+                   "the preview before sampling.")
+    CATEGORY = CATEGORY
+    FUNCTION = "extract"
+    RETURN_TYPES = ("IMAGE", POSE_KEYPOINT, "MASK")
+    RETURN_NAMES = ("skeletons", "keypoints", "face_masks")
+    OUTPUT_TOOLTIPS = ("Aligned skeleton frames at the reference image's size (feed StableAnimator Conditioning).",
+                       "The aligned keypoints, OpenPose-JSON per frame (POSE_KEYPOINT).",
+                       "Face masks per frame at the reference image's size (feed the sampler's face_masks).")
+    OUTPUT_NODE = True  # shows the skeleton preview as soon as it has run
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "driving": ("IMAGE", {"tooltip": "Frames of the driving video (e.g. from Load Video + Get Video "
+                                             "Components, or VHS Load Video)."}),
+            "reference": ("IMAGE", {"tooltip": "The reference photo: skeletons are scaled to its body and drawn at "
+                                               "its size."}),
+            "detector": (_onnx_choices("yolox", "DWPose/yolox_l.onnx"),
+                         {"tooltip": "YOLOX person detector (DWPose/yolox_l.onnx)."}),
+            "estimator": (_onnx_choices("dw-ll", "DWPose/dw-ll_ucoco_384.onnx"),
+                          {"tooltip": "DWPose whole-body model (DWPose/dw-ll_ucoco_384.onnx)."}),
+            "align": (list(ALIGN_MODES), {"default": "global",
+                                          "tooltip": "global: the official rescale. limbs: every bone gets the "
+                                                     "reference's length, the driving angles are kept. none: off."}),
+            "missing_person": (list(MISSING_POLICIES), {"default": "empty",
+                                                        "tooltip": "Frames without a person: empty skeleton, repeat "
+                                                                   "the previous pose, or stop with an error."}),
+            "several_people": (list(PERSON_CHOICES), {"default": "largest",
+                                                      "tooltip": "Frames with several people: animate the largest, "
+                                                                 "the most confident, or draw all (official)."}),
+            "face_masks_from": (list(FACE_MASK_SOURCES), {"default": "skeleton",
+                                                          "tooltip": "Face boxes from the aligned face keypoints, or "
+                                                                     "from insightface detection on the driving "
+                                                                     "frames (needs antelopev2)."}),
+            "provider": (PROVIDERS, {"default": "auto", "tooltip": "onnxruntime device: auto = CUDA when available."}),
+        }}
+
+    def extract(self, driving, reference, detector, estimator, align, missing_person, several_people,
+                face_masks_from, provider):
+        frames = _frames(driving, "driving")
+        ref = _frames(reference, "reference")[0]
+        model = DWPose(str(bridge.resolve_file(bridge.STABLEANIMATOR_FOLDER, detector, "DWPose detector")),
+                       str(bridge.resolve_file(bridge.STABLEANIMATOR_FOLDER, estimator, "DWPose estimator")),
+                       provider=provider)
+        progress = bridge.Progress(len(frames))
+
+        def on_frame(i):
+            progress.update(i + 1)
+            bridge.check_interrupt()
+
+        seq = extract_poses(ref, frames, model, align=align, missing=missing_person, person=several_people,
+                            on_frame=on_frame)
+        skeletons = list(render_skeletons(seq))
+        face_model = None
+        if face_masks_from == "insightface":
+            face_model = load_antelopev2(str(bridge.insightface_root()), provider)
+        boxes = sequence_face_boxes(seq, seq.height, seq.width, face_masks_from, frames, face_model)
+        masks = masks_from_boxes(boxes, seq.height, seq.width)
+        return {"ui": pose_preview_ui(ref, skeletons),
+                "result": (_images(skeletons), to_openpose_json(seq.aligned), masks)}
+
+
+class StableAnimatorPoseFromKeypoints:
+    DESCRIPTION = ("Draws StableAnimator skeletons from POSE_KEYPOINT (e.g. comfyui_controlnet_aux's DWPose "
+                   "Estimator), optionally aligned to the reference's keypoints, with face masks for HJB.")
+    CATEGORY = CATEGORY
+    FUNCTION = "draw"
+    RETURN_TYPES = ("IMAGE", "MASK")
+    RETURN_NAMES = ("skeletons", "face_masks")
+    OUTPUT_TOOLTIPS = ("Skeleton frames drawn at the keypoints' canvas size.", "Face masks per frame.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "keypoints": (POSE_KEYPOINT, {"tooltip": "Driving keypoints, one OpenPose-JSON dict per frame."}),
+            "align": (list(ALIGN_MODES), {"default": "global",
+                                          "tooltip": "Alignment to reference_keypoints (ignored without them)."}),
+            "missing_person": (list(MISSING_POLICIES), {"default": "empty",
+                                                        "tooltip": "Frames without a person."}),
+        }, "optional": {
+            "reference_keypoints": (POSE_KEYPOINT, {"tooltip": "Keypoints of the reference photo, for alignment; "
+                                                               "the skeletons are drawn on its canvas."}),
+        }}
+
+    def draw(self, keypoints, align, missing_person, reference_keypoints=None):
+        poses = from_openpose_json(keypoints)
+        if not poses:
+            raise InputError("keypoints holds no frames")
+        if reference_keypoints is not None:
+            ref = from_openpose_json(reference_keypoints)[0]
+        else:
+            align = "none"
+            ref = next((p for p in poses if p.num_people), poses[0])
+        seq = sequence_from_poses(ref, poses, align=align, missing=missing_person)
+        skeletons = list(render_skeletons(seq))
+        boxes = sequence_face_boxes(seq, seq.height, seq.width)
+        return (_images(skeletons), masks_from_boxes(boxes, seq.height, seq.width))
+
+
+class StableAnimatorFaceEmbed:
+    DESCRIPTION = ("The reference's ArcFace identity: insightface antelopev2 (models/insightface/models/antelopev2, "
+                   "shared with InstantID / IPAdapter FaceID), largest face, raw 512-d embedding, fed as BGR as in "
+                   "StableAnimator's training. Stops with an error when there is no face, unless mode is "
+                   "'no_identity'.")
+    CATEGORY = CATEGORY
+    FUNCTION = "embed"
+    RETURN_TYPES = (FACE, "MASK")
+    RETURN_NAMES = ("face", "face_mask")
+    OUTPUT_TOOLTIPS = ("The identity for StableAnimator Conditioning (and the reference face box for HJB).",
+                       "Mask of the face box on the reference.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "reference": ("IMAGE", {"tooltip": "The reference photo."}),
+            "mode": (["identity", "no_identity"], {"default": "identity",
+                                                   "tooltip": "identity: use the face (error if none is found). "
+                                                              "no_identity: animate without identity tokens."}),
+            "provider": (PROVIDERS, {"default": "auto", "tooltip": "onnxruntime device: auto = CUDA when available."}),
+        }}
+
+    def embed(self, reference, mode, provider):
+        ref = _frames(reference, "reference")[0]
+        h, w = ref.shape[:2]
+        if mode == "no_identity":
+            return (FaceIdentity(None, None, (h, w)), torch.zeros(1, h, w))
+        model = load_antelopev2(str(bridge.insightface_root()), provider)
+        identity = reference_identity(ref, model, image_name="the reference image")
+        box = box_from_xyxy(identity.box, h, w)
+        return (FaceIdentity(identity.embedding, box, (h, w), identity.det_score), masks_from_boxes([box], h, w))
+
+
+NODE_CLASS_MAPPINGS = {
+    "StableAnimatorDWPose": StableAnimatorDWPose,
+    "StableAnimatorPoseFromKeypoints": StableAnimatorPoseFromKeypoints,
+    "StableAnimatorFaceEmbed": StableAnimatorFaceEmbed,
+}
+NODE_DISPLAY_NAME_MAPPINGS = {
+    "StableAnimatorDWPose": "StableAnimator DWPose (aligned skeletons)",
+    "StableAnimatorPoseFromKeypoints": "StableAnimator Skeletons from Keypoints",
+    "StableAnimatorFaceEmbed": "StableAnimator Face Embed (ArcFace)",
+}
