@@ -45,7 +45,7 @@ def read_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     try:
-        return np.asarray(Image.open(path).convert("RGB"))
+        return np.array(Image.open(path).convert("RGB"))
     except OSError as exc:
         raise InputError(f"cannot read image {path}: {exc}") from exc
 

@@ -1,0 +1,50 @@
+"""Identity readout node: per-frame ArcFace similarity to the reference (CSIM) with a plot."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..stableanimator_core.conditioning import to_uint8_rgb
+from ..stableanimator_core.errors import InputError
+from ..stableanimator_core.identity import load_antelopev2
+from ..stableanimator_core.identity_score import plot_scores, score_frames
+from . import comfy_bridge as bridge
+from .handles import FACE
+
+
+class StableAnimatorIdentityScore:
+    DESCRIPTION = ("Scores how well each generated frame keeps the reference identity: face detection, ArcFace "
+                   "(antelopev2 glintr100) embedding and cosine similarity to the reference face, the CSIM metric the "
+                   "paper reports. Compare seeds, HJB on/off or alignment modes at a glance.")
+    CATEGORY = "StableAnimator"
+    FUNCTION = "score"
+    RETURN_TYPES = ("FLOAT", "STRING", "IMAGE")
+    RETURN_NAMES = ("scores", "summary", "plot")
+    OUTPUT_IS_LIST = (True, False, False)
+    OUTPUT_TOOLTIPS = ("Similarity per frame (-1 where no face was found).", "Mean / min / worst frame.",
+                       "Similarity over frames; red x = no face found.")
+    OUTPUT_NODE = True
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "frames": ("IMAGE", {"tooltip": "Generated frames (e.g. from StableAnimator Decode)."}),
+            "face": (FACE, {"tooltip": "The reference identity from StableAnimator Face Embed."}),
+            "provider": (["auto", "cuda", "cpu"], {"default": "auto", "tooltip": "onnxruntime device."}),
+        }}
+
+    def score(self, frames, face, provider):
+        if face.embedding is None:
+            raise InputError("the identity readout needs a reference identity: set StableAnimator Face Embed's mode "
+                             "to 'identity'")
+        model = load_antelopev2(str(bridge.insightface_root()), provider)
+        result = score_frames([to_uint8_rgb(f) for f in frames], face.embedding, model)
+        plot = plot_scores(result)
+        values = [-1.0 if s is None else float(s) for s in result.scores]
+        return {"ui": {"text": [result.summary()]},
+                "result": (values, result.summary(), torch.from_numpy(plot).float()[None] / 255.0)}
+
+
+NODE_CLASS_MAPPINGS = {"StableAnimatorIdentityScore": StableAnimatorIdentityScore}
+NODE_DISPLAY_NAME_MAPPINGS = {"StableAnimatorIdentityScore": "StableAnimator Identity Score (CSIM)"}
