@@ -106,6 +106,16 @@ def resolve_file(folder: str, name: str, what: str) -> Path:
     )
 
 
+def files_fingerprint(folder: str, names: Iterable[str]) -> str:
+    """Changes when a chosen file is replaced, appears or disappears, so ComfyUI re-runs a loader (IS_CHANGED)."""
+    parts = []
+    for name in names:
+        found = next((root / name for root in folder_roots(folder) if (root / name).exists()), None)
+        stat = found.stat() if found is not None else None
+        parts.append(f"{name}:{stat.st_mtime_ns}:{stat.st_size}" if stat else f"{name}:missing")
+    return "|".join(parts)
+
+
 def resolve_svd_folder(name: str) -> Path:
     folder, _, rel = name.partition("/")
     for root in folder_roots(folder):

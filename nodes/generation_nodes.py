@@ -97,6 +97,7 @@ class StableAnimatorConditioning:
                                              "tooltip": "Noise added to the reference before VAE encoding (official "
                                                         "0.02)."}),
             "noise_seed": ("INT", {"default": OFFICIAL_SEED, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                                   "control_after_generate": True,
                                    "tooltip": "Seed of the reference's noise augmentation. Give the sampler the same "
                                               "seed to reproduce the official code's random draws exactly."}),
         }}

@@ -54,6 +54,12 @@ class StableAnimatorModelLoader:
                                                          "CPU. The VAE always runs its encoder in fp32."}),
         }}
 
+    @classmethod
+    def IS_CHANGED(cls, unet, pose_net, face_encoder, svd, precision):
+        svd_files = [f"{svd.partition('/')[2]}/{sub}" for sub in ("vae", "image_encoder")]
+        return (bridge.files_fingerprint(bridge.STABLEANIMATOR_FOLDER, [unet, pose_net, face_encoder, *svd_files])
+                + precision)
+
     def load(self, unet, pose_net, face_encoder, svd, precision):
         device = bridge.torch_device()
         dtype = resolve_dtype(precision, device)
@@ -97,6 +103,10 @@ class StableAnimatorHJBSettings:
                                           "tooltip": "Frames decoded together during the optimisation (official: "
                                                      "4)."}),
         }}
+
+    @classmethod
+    def IS_CHANGED(cls, face_model, **_):
+        return bridge.files_fingerprint(bridge.STABLEANIMATOR_FOLDER, [face_model])
 
     def build(self, face_model, iterations, start_step, end_step, eta, mode, decode_chunk_size):
         settings = HJBSettings(num_iterations=iterations, start_step=start_step, end_step=end_step, eta=eta,

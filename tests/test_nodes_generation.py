@@ -101,3 +101,18 @@ def test_sampler_with_hjb_and_low_resolution_masks(nodes, handles):
                                                       face_masks=masks)[0]["samples"]
     assert torch.isfinite(refined).all()
     assert (refined - base).abs().max() > 1e-3  # HJB changed the result
+
+
+def test_loader_reruns_when_a_weights_file_changes(nodes, standalone_models):
+    loader = nodes["StableAnimatorModelLoader"]
+    args = ("Animation/unet.pth", "Animation/pose_net.pth", "Animation/face_encoder.pth", "stableanimator/SVD", "auto")
+    before = loader.IS_CHANGED(*args)
+    assert loader.IS_CHANGED(*args) == before
+    unet = standalone_models / "stableanimator" / "Animation" / "unet.pth"
+    unet.rename(unet.with_suffix(".bak"))
+    try:
+        missing = loader.IS_CHANGED(*args)
+        assert missing != before and "Animation/unet.pth:missing" in missing
+    finally:
+        unet.with_suffix(".bak").rename(unet)
+    assert loader.IS_CHANGED(*args) == before

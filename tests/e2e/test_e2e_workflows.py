@@ -1,0 +1,169 @@
+"""The bundled workflows run in a real ComfyUI (headless, CPU) against the tiny models folder.
+
+Skipped unless COMFYUI_DIR is set (see tests/e2e/conftest.py). Set STABLEANIMATOR_E2E_ARTIFACTS=DIR to keep the
+videos and the identity plot of each run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from tests.e2e.comfy_server import ComfyServer
+from tests.e2e.conftest import PACK_NAME, REPO_ROOT
+
+WORKFLOWS = REPO_ROOT / "workflows"
+TIMES: dict[str, float] = {}
+
+
+@pytest.fixture(scope="module")
+def tiny_models_dir(tmp_path_factory):
+    from stableanimator_core.testing.tiny_models import make_tiny_models
+
+    root = tmp_path_factory.mktemp("e2e_models")
+    make_tiny_models(root)
+    return root
+
+
+@pytest.fixture(scope="module")
+def server(comfy_env, tiny_models_dir):
+    srv = ComfyServer(**comfy_env, packs={PACK_NAME: REPO_ROOT}, models_dir=tiny_models_dir)
+    srv.start()
+    try:
+        srv.require_pack(PACK_NAME)
+        yield srv
+    finally:
+        srv.stop()
+        if TIMES:
+            print("\nwall time per workflow:", json.dumps(TIMES))
+
+
+def _workflow(name: str) -> dict[str, Any]:
+    return json.loads((WORKFLOWS / name).read_text())
+
+
+def _ids(workflow: dict[str, Any], node_type: str) -> list[int]:
+    return [n["id"] for n in workflow["nodes"] if n["type"] == node_type]
+
+
+def _small(workflow: dict[str, Any], **sampler: Any) -> dict[int, dict[str, Any]]:
+    """Small sizes and few steps so the tiny models run in seconds on a CPU."""
+    overrides: dict[int, dict[str, Any]] = {}
+    for nid in _ids(workflow, "StableAnimatorConditioning"):
+        overrides[nid] = {"width": 64, "height": 128}
+    for nid in _ids(workflow, "StableAnimatorSampler"):
+        overrides[nid] = {"steps": 2, "tile_size": 8, "tile_overlap": 2, **sampler}
+    for nid in _ids(workflow, "StableAnimatorHJBSettings"):
+        overrides[nid] = {"iterations": 1, "end_step": 0}
+    return overrides
+
+
+def _keep(paths: list[Path], run: str) -> None:
+    target = os.environ.get("STABLEANIMATOR_E2E_ARTIFACTS")
+    if target:
+        dest = Path(target) / run
+        dest.mkdir(parents=True, exist_ok=True)
+        for p in paths:
+            shutil.copy2(p, dest / p.name)
+
+
+def _check_video(result, frames: int, size: tuple[int, int]) -> Path:
+    videos = [p for p in result.files if p.suffix == ".mp4"]
+    assert len(videos) == 1, result.files
+    with av.open(str(videos[0])) as c:
+        assert c.streams.video[0].codec_context.name == "h264"
+        decoded = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert len(decoded) == frames and decoded[0].shape[:2] == size
+    assert "StableAnimator" in str(videos[0].relative_to(videos[0].parents[1]))
+    return videos[0]
+
+
+@pytest.mark.parametrize("name", ["stableanimator_basic.json", "stableanimator_hjb.json"])
+def test_workflow_runs_as_bundled(server, name):
+    workflow = _workflow(name)
+    start = time.monotonic()
+    result = server.run_workflow(workflow, overrides=_small(workflow), timeout=900)
+    TIMES[name] = round(time.monotonic() - start, 1)
+    result.raise_for_status()
+    video = _check_video(result, frames=16, size=(128, 64))
+    plots = [p for p in result.files if p.suffix == ".png"]
+    assert plots, "the identity plot (PreviewImage) was not saved"
+    summary = [ev for ev in result.events("executed") if ev.get("output", {}).get("text")]
+    assert summary and "identity" in summary[0]["output"]["text"][0]
+    previews = [ev["output"]["stableanimator_pose_preview"] for ev in result.events("executed")
+                if "stableanimator_pose_preview" in ev.get("output", {})]
+    assert previews and len(previews[0][0]["frames"]) == 16
+    _keep([video, *plots], Path(name).stem)
+
+
+def test_upscale_rife_workflow_when_its_packs_are_present(server):
+    info = server.object_info()
+    if "RIFE VFI" not in info:
+        pytest.skip("ComfyUI-Frame-Interpolation (RIFE VFI) is not installed in this ComfyUI")
+    models = info["UpscaleModelLoader"]["input"]["required"]["model_name"][1].get("options") or []
+    if not models:
+        pytest.skip("no upscale model in models/upscale_models")
+    workflow = _workflow("stableanimator_upscale_rife.json")
+    overrides = _small(workflow)
+    overrides.update({nid: {"model_name": models[0]} for nid in _ids(workflow, "UpscaleModelLoader")})
+    result = server.run_workflow(workflow, overrides=overrides, timeout=1800)
+    result.raise_for_status()
+    _check_video(result, frames=31, size=(256, 128))
+
+
+def test_missing_model_file_is_an_execution_error_naming_it(server, tiny_models_dir):
+    """The loader's default file is absent on disk: execution stops with an error naming the file, the folder
+    searched and where to get it (the combo keeps the official name selectable before the download)."""
+    unet = tiny_models_dir / "stableanimator" / "Animation" / "unet.pth"
+    moved = unet.with_suffix(".bak")
+    unet.rename(moved)
+    try:
+        workflow = _workflow("stableanimator_basic.json")
+        result = server.run_workflow(workflow, overrides=_small(workflow), timeout=600)
+    finally:
+        moved.rename(unet)
+    assert result.status == "error", result.describe()
+    error = result.execution_error
+    assert error["node_type"] == "StableAnimatorModelLoader"
+    assert "'Animation/unet.pth' not found" in error["exception_message"]
+    assert "/models/stableanimator" in error["exception_message"]  # the folder searched (a link to tiny_models_dir)
+    assert "huggingface.co/FrancisRing/StableAnimator" in error["exception_message"]
+
+
+def test_no_face_in_reference_is_reported_and_server_keeps_running(server):
+    workflow = _workflow("stableanimator_basic.json")
+    server.add_input_file(REPO_ROOT / "tests" / "data" / "blank_reference.png")
+    overrides = _small(workflow)
+    for nid in _ids(workflow, "LoadImage"):
+        overrides[nid] = {"image": "blank_reference.png"}
+    result = server.run_workflow(workflow, overrides=overrides, timeout=600)
+    assert result.status == "error", result.describe()
+    # whichever of the two preprocessing nodes runs first reports it
+    message, node = result.execution_error["exception_message"], result.execution_error["node_type"]
+    if node == "StableAnimatorFaceEmbed":
+        assert "No face found in the reference image" in message
+    else:
+        assert node == "StableAnimatorDWPose" and "reference" in message and "person" in message
+    again = server.run_workflow(workflow, overrides=_small(workflow), timeout=900)
+    again.raise_for_status()
+
+
+def test_interrupt_during_sampling(server):
+    workflow = _workflow("stableanimator_basic.json")
+    sampler_ids = {str(i) for i in _ids(workflow, "StableAnimatorSampler")}
+
+    def on_event(kind, data):
+        if kind == "progress" and str(data.get("node")) in sampler_ids and data.get("value", 0) >= 1:
+            server.interrupt()
+
+    result = server.run_workflow(workflow, overrides=_small(workflow, steps=20), timeout=900, on_event=on_event)
+    assert result.status == "interrupted", result.describe()
+    progress = [d["value"] for d in result.events("progress") if str(d.get("node")) in sampler_ids]
+    assert progress and max(progress) <= 3  # stopped within a step or so of the request
