@@ -7,7 +7,6 @@ import shlex
 from pathlib import Path
 
 from stableanimator_core.cli import build_parser
-from stableanimator_core.testing.__main__ import main as testing_main  # noqa: F401  (importable entry point)
 
 REPO = Path(__file__).resolve().parents[1]
 
