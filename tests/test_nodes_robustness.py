@@ -109,3 +109,38 @@ def test_decode_rejects_a_foreign_latent(nodes):
     model = _loaded(nodes)
     with pytest.raises(Exception, match=r"latent \[frames, 4, h, w\]"):
         nodes["StableAnimatorDecode"]().decode(model, {"samples": torch.zeros(1, 16, 2, 8, 8)}, 4)
+
+
+def test_out_of_memory_during_hjb_names_the_hjb_modes(nodes, handles, bridge, monkeypatch):
+    model = _loaded(nodes)
+    cond, latent = _conditioning(nodes, handles, model, frames=2)
+    hjb = nodes["StableAnimatorHJBSettings"]().build("Animation/glintr100_torch.pth", 2, 0, 1, 0.1, "faithful", 4)[0]
+    masks = torch.zeros(2, 128, 64)
+    masks[:, 10:40, 10:40] = 1
+    released = _spy_releases(monkeypatch, bridge)
+    calls = []
+
+    def face_oom(module, args):
+        calls.append(1)
+        if len(calls) > 1:  # the reference embedding works; the first HJB iteration runs out of memory
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+
+    hook = hjb.face_net.register_forward_pre_hook(face_oom)
+    try:
+        with pytest.raises(Exception, match="during sampling with HJB.*'memory_bounded' / 'fast'"):
+            nodes["StableAnimatorSampler"]().sample(model, cond, latent, 1, 2, 3.0, 16, 4, hjb=hjb, face_masks=masks)
+    finally:
+        hook.remove()
+    assert hjb.face_net_group in released and model.sampling in released and model.vae in released
+
+
+def test_driving_frames_of_another_size_than_the_reference(nodes, handles):
+    model = _loaded(nodes)
+    ref = torch.rand(1, 150, 110, 3)
+    clip = nodes["StableAnimatorCLIPEncode"]().encode(model, ref)[0]
+    face = handles.FaceIdentity(np.zeros(512, np.float32) + 0.1, (10, 50, 10, 50), (150, 110))
+    poses = torch.rand(3, 72, 200, 3)  # wide skeleton frames for a tall reference: resized, not an error
+    cond, latent = nodes["StableAnimatorConditioning"]().condition(model, ref, clip, face, poses, 64, 128, 7, 127,
+                                                                    0.02, 1)
+    assert cond.cond.pose_frames.shape == (3, 3, 128, 64)
+    assert latent["samples"].shape == (3, 4, 16, 8)
