@@ -1,4 +1,4 @@
-"""Files for the skeleton preview the web extension animates on the DWPose node (web/js/pose_preview.js)."""
+"""Files for the skeleton preview the web extension animates on the DWPose node (web/js/stableanimator.js)."""
 
 from __future__ import annotations
 

@@ -86,14 +86,15 @@ def _common(hjb: bool, upscale_interpolate: bool = False) -> tuple[Layout, dict[
            "output's aspect ratio first. StableAnimator was trained at 512x512 and 576x1024.", 0, 1030, 320, 130)
     # preprocessing
     n["pose"] = L.add("StableAnimatorDWPose", ["DWPose/yolox_l.onnx", "DWPose/dw-ll_ucoco_384.onnx", "global", "empty",
-                                               "largest", "skeleton", "auto"], 380, 220, 340)
+                                               "largest", "skeleton", "auto"], 380, 400, 340)
     L.link(n["comp"], 0, n["pose"], "driving")
     L.link(n["ref"], 0, n["pose"], "reference")
-    n["face"] = L.add("StableAnimatorFaceEmbed", ["identity", "auto"], 380, 560, 340)
+    n["face"] = L.add("StableAnimatorFaceEmbed", ["identity", "auto"], 380, 220, 340)
     L.link(n["ref"], 0, n["face"], "reference")
     L.note("2. Preprocessing. DWPose draws the driving skeletons aligned to the reference body (check the preview: "
            "misalignment is the main cause of identity loss; try align = limbs). Face Embed takes the reference's "
-           "ArcFace identity (antelopev2).", 380, 700, 340, 150)
+           "ArcFace identity (antelopev2). The DWPose node grows a skeleton preview once it has run.",
+           380, 1060, 340, 170)
     # models and conditioning
     n["model"] = L.add("StableAnimatorModelLoader", ["Animation/unet.pth", "Animation/pose_net.pth",
                                                      "Animation/face_encoder.pth", "stableanimator/SVD", "auto"],
