@@ -64,6 +64,25 @@ def comfy_server(comfy_core_server: ComfyServer) -> ComfyServer:
     return comfy_core_server
 
 
+@pytest.fixture(scope="session")
+def pack_server(comfy_env: dict[str, Any], tiny_models_dir: Path) -> Iterator[ComfyServer]:
+    """A ComfyUI with this pack and the tiny models folder (tests/conftest.py), shared by the workflow and browser
+    tests; fails with the import traceback if the pack registered no nodes."""
+    server = ComfyServer(**comfy_env, packs={PACK_NAME: REPO_ROOT}, models_dir=tiny_models_dir)
+    try:
+        server.start()
+        server.require_pack(PACK_NAME)
+    except ComfyServerError as e:
+        server.stop()
+        pytest.fail(str(e), pytrace=False)
+    # A user who has "completed the tutorial" is not greeted with the templates dialog over the canvas.
+    server.post_json("/settings", {"Comfy.TutorialCompleted": True})
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     # Remember skips caused by a missing COMFYUI_DIR, to say so once at the end (pytest -q hides skip reasons).
     if report.skipped and SKIP_REASON in str(report.longrepr):

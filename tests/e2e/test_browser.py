@@ -27,7 +27,6 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.comfy_server import ComfyServer
 from tests.e2e.conftest import PACK_NAME, REPO_ROOT
 
 WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
@@ -186,16 +185,8 @@ def chromium_path(comfy_env, request) -> str:
 
 
 @pytest.fixture(scope="module")
-def server(comfy_env, tiny_models_dir):
-    srv = ComfyServer(**comfy_env, packs={PACK_NAME: REPO_ROOT}, models_dir=tiny_models_dir)
-    srv.start()
-    try:
-        srv.require_pack(PACK_NAME)
-        # A user who has "completed the tutorial" is not greeted with the templates dialog over the canvas.
-        srv.post_json("/settings", {"Comfy.TutorialCompleted": True})
-        yield srv
-    finally:
-        srv.stop()
+def server(pack_server):
+    return pack_server
 
 
 @pytest.fixture(scope="module")

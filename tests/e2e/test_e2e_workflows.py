@@ -16,33 +16,17 @@ from typing import Any
 import av
 import pytest
 
-from tests.e2e.comfy_server import ComfyServer
-from tests.e2e.conftest import PACK_NAME, REPO_ROOT
+from tests.e2e.conftest import REPO_ROOT
 
 WORKFLOWS = REPO_ROOT / "workflows"
 TIMES: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
-def tiny_models_dir(tmp_path_factory):
-    from stableanimator_core.testing.tiny_models import make_tiny_models
-
-    root = tmp_path_factory.mktemp("e2e_models")
-    make_tiny_models(root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def server(comfy_env, tiny_models_dir):
-    srv = ComfyServer(**comfy_env, packs={PACK_NAME: REPO_ROOT}, models_dir=tiny_models_dir)
-    srv.start()
-    try:
-        srv.require_pack(PACK_NAME)
-        yield srv
-    finally:
-        srv.stop()
-        if TIMES:
-            print("\nwall time per workflow:", json.dumps(TIMES))
+def server(pack_server):
+    yield pack_server
+    if TIMES:
+        print("\nwall time per workflow:", json.dumps(TIMES))
 
 
 def _workflow(name: str) -> dict[str, Any]:
