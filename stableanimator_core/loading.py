@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 
+from .acceleration import UNetOptions, apply_unet_options
 from .checkpoints import build_on_meta, find_weights_file, load_into, load_state_dict, read_json
 from .errors import CheckpointError
 from .models.face_encoder import FusionFaceId
@@ -135,14 +136,18 @@ SVD_HINT = "https://huggingface.co/FrancisRing/StableAnimator (SVD/) or https://
 
 def load_components(unet: PathLike, pose_net: PathLike, face_encoder: PathLike, svd_dir: PathLike,
                     dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
-                    face_embedder: Optional[PathLike] = None) -> "StableAnimatorModels":
-    """Every component from explicit files and the SVD-xt folder. The VAE stays float32 (see :func:`load_vae`)."""
+                    face_embedder: Optional[PathLike] = None,
+                    unet_options: Optional[UNetOptions] = None) -> "StableAnimatorModels":
+    """Every component from explicit files and the SVD-xt folder. The VAE stays float32 (see :func:`load_vae`).
+
+    ``unet_options`` (fp8 weight storage, torch.compile; see :mod:`acceleration`) apply to the loaded UNet.
+    """
     from .pipeline import StableAnimatorModels
 
     vae_file, vae_cfg = svd_component(svd_dir, "vae")
     clip_file, clip_cfg = svd_component(svd_dir, "image_encoder")
     return StableAnimatorModels(
-        unet=load_unet(unet, svd_unet_config(svd_dir), dtype, device),
+        unet=apply_unet_options(load_unet(unet, svd_unet_config(svd_dir), dtype, device), unet_options),
         pose_net=load_pose_net(pose_net, dtype, device),
         face_encoder=load_face_encoder(face_encoder, dtype, device),
         vae=load_vae(vae_file, vae_cfg, device),
@@ -153,9 +158,9 @@ def load_components(unet: PathLike, pose_net: PathLike, face_encoder: PathLike, 
 
 
 def load_models(layout: "ModelLayout", dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
-                with_face_embedder: bool = False) -> "StableAnimatorModels":
+                with_face_embedder: bool = False, unet_options: Optional[UNetOptions] = None) -> "StableAnimatorModels":
     """Every component from the official layout (see :mod:`layout`); missing files are listed together."""
     parts = ["unet", "pose_net", "face_encoder", "svd"] + (["face_embedder"] if with_face_embedder else [])
     layout.require(parts)
     return load_components(layout.unet, layout.pose_net, layout.face_encoder, layout.svd, dtype, device,
-                           layout.face_embedder if with_face_embedder else None)
+                           layout.face_embedder if with_face_embedder else None, unet_options)
