@@ -163,11 +163,14 @@ class StableAnimatorSampler:
                                                         "first frame to 'guidance' on the last (SVD's ramp). 0 = off."}),
                 "keep_model_loaded": ("BOOLEAN", {"default": False,
                                                   "tooltip": "Keep the UNet on the GPU after sampling."}),
+                "batch_cfg": ("BOOLEAN", {"default": True,
+                                          "tooltip": "Run the unconditional and conditional passes as one batch "
+                                                     "(faster, same result); turn off to lower peak VRAM."}),
             },
         }
 
     def sample(self, model, conditioning, latent, seed, steps, guidance, tile_size, tile_overlap, hjb=None,
-               face_masks=None, guidance_start=0.0, keep_model_loaded=False):
+               face_masks=None, guidance_start=0.0, keep_model_loaded=False, batch_cfg=True):
         cond = conditioning.cond
         samples = latent["samples"]
         expected = (cond.num_frames, 4, cond.size_hw[0] // 8, cond.size_hw[1] // 8)
@@ -180,7 +183,7 @@ class StableAnimatorSampler:
         tile = effective_tile_size(cond.num_frames, tile_size)
         settings = SamplerSettings(steps=steps, min_guidance=guidance_start if guidance_start > 1.0 else guidance,
                                    max_guidance=guidance, tile_size=tile, tile_overlap=min(tile_overlap, tile - 1),
-                                   seed=seed)
+                                   seed=seed, batch_cfg=batch_cfg)
         settings.validate()
         windows = len(window_indices(cond.num_frames, tile, settings.tile_overlap))
         refiner_stage, groups = None, [model.sampling]
@@ -248,23 +251,25 @@ class StableAnimatorDecode:
         return {"required": {
             "model": (MODEL, {"tooltip": "From StableAnimator Model Loader."}),
             "latent": ("LATENT", {"tooltip": "From StableAnimator Sampler."}),
-            "decode_chunk_size": ("INT", {"default": 4, "min": 1, "max": 64,
-                                          "tooltip": "Frames decoded together (official 4)."}),
+            "decode_chunk_size": ("INT", {"default": 4, "min": 0, "max": 64,
+                                          "tooltip": "Frames decoded together (official 4; more is smoother and "
+                                                     "needs more VRAM). 0 = as many as the free memory allows."}),
         }}
 
     def decode(self, model, latent, decode_chunk_size):
         samples = latent["samples"]
         if samples.ndim != 4 or samples.shape[1] != 4:
             raise InputError(f"expected a StableAnimator/SVD latent [frames, 4, h, w], got {tuple(samples.shape)}")
-        total = (samples.shape[0] + decode_chunk_size - 1) // decode_chunk_size
-        progress = bridge.Progress(total)
+        progress = bridge.Progress(samples.shape[0])
 
-        def on_chunk(done, _total):
-            progress.update(done)
+        def on_chunk(done, total):
+            progress.update(round(done * samples.shape[0] / total))
             bridge.check_interrupt()
 
+        device = bridge.torch_device()
+        free = (lambda: bridge.free_memory_bytes(device)) if bridge.IN_COMFYUI else None
         with gpu_stage([model.vae], "decoding", DECODE_ADVICE):
-            frames = decode_latents(model.models.vae, samples[None], decode_chunk_size, on_chunk)
+            frames = decode_latents(model.models.vae, samples[None], decode_chunk_size, on_chunk, free)
         return (frames,)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+from ..stableanimator_core.acceleration import WEIGHT_STORAGES, UNetOptions
 from ..stableanimator_core.devices import PRECISIONS, resolve_dtype
 from ..stableanimator_core.hjb import HJB_MODES, HJBSettings
 from ..stableanimator_core.loading import load_components, load_face_embedder
@@ -52,20 +53,30 @@ class StableAnimatorModelLoader:
             "precision": (list(PRECISIONS), {"default": "auto",
                                               "tooltip": "auto: bf16 on GPUs that support it, else fp16; fp32 on "
                                                          "CPU. The VAE always runs its encoder in fp32."}),
+        }, "optional": {
+            "weight_storage": (list(WEIGHT_STORAGES), {"default": "default",
+                                                       "tooltip": "fp8: UNet weights stored in 8 bits (half the "
+                                                                  "VRAM of bf16, slower, approximate). default: the "
+                                                                  "precision above."}),
+            "compile_unet": ("BOOLEAN", {"default": False,
+                                         "tooltip": "torch.compile the UNet: faster on GPUs after a warm-up of "
+                                                    "minutes; falls back to eager if compiling fails."}),
         }}
 
     @classmethod
-    def IS_CHANGED(cls, unet, pose_net, face_encoder, svd, precision):
+    def IS_CHANGED(cls, unet, pose_net, face_encoder, svd, precision, **options):
         svd_files = [f"{svd.partition('/')[2]}/{sub}" for sub in ("vae", "image_encoder")]
         return (bridge.files_fingerprint(bridge.STABLEANIMATOR_FOLDER, [unet, pose_net, face_encoder, *svd_files])
-                + precision)
+                + precision + repr(sorted(options.items())))
 
-    def load(self, unet, pose_net, face_encoder, svd, precision):
+    def load(self, unet, pose_net, face_encoder, svd, precision, weight_storage="default", compile_unet=False):
         device = bridge.torch_device()
         dtype = resolve_dtype(precision, device)
         files = [bridge.resolve_file(bridge.STABLEANIMATOR_FOLDER, name, what)
                  for name, what in ((unet, "UNet"), (pose_net, "PoseNet"), (face_encoder, "Face encoder"))]
-        models = load_components(*files, bridge.resolve_svd_folder(svd), dtype, bridge.offload_device())
+        options = UNetOptions(compile=compile_unet, weight_storage=weight_storage)
+        models = load_components(*files, bridge.resolve_svd_folder(svd), dtype, bridge.offload_device(),
+                                 unet_options=options)
         log.info("StableAnimator models loaded (%s, %s)", unet, dtype)
         return (ModelHandle.wrap(models, dtype, name=unet),)
 

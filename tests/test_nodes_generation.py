@@ -116,3 +116,17 @@ def test_loader_reruns_when_a_weights_file_changes(nodes, standalone_models):
     finally:
         unet.with_suffix(".bak").rename(unet)
     assert loader.IS_CHANGED(*args) == before
+
+
+def test_loader_fp8_storage_and_automatic_decode_chunk(nodes, handles):
+    from stableanimator_core.acceleration import weight_storage_bytes
+
+    loader = nodes["StableAnimatorModelLoader"]()
+    args = ("Animation/unet.pth", "Animation/pose_net.pth", "Animation/face_encoder.pth", "stableanimator/SVD", "fp32")
+    plain = loader.load(*args)[0]
+    fp8 = loader.load(*args, weight_storage="fp8_e4m3fn")[0]
+    assert weight_storage_bytes(fp8.models.unet) < 0.5 * weight_storage_bytes(plain.models.unet)
+    cond, latent = _conditioning(nodes, handles, fp8, frames=3)
+    out = nodes["StableAnimatorSampler"]().sample(fp8, cond, latent, 1, 1, 3.0, 16, 4, batch_cfg=False)[0]
+    frames = nodes["StableAnimatorDecode"]().decode(fp8, out, 0)[0]  # 0 = chunk from free memory
+    assert frames.shape == (3, 128, 64, 3) and torch.isfinite(frames).all()

@@ -97,7 +97,8 @@ def _common(hjb: bool, upscale_interpolate: bool = False) -> tuple[Layout, dict[
            380, 1060, 340, 170)
     # models and conditioning
     n["model"] = L.add("StableAnimatorModelLoader", ["Animation/unet.pth", "Animation/pose_net.pth",
-                                                     "Animation/face_encoder.pth", "stableanimator/SVD", "auto"],
+                                                     "Animation/face_encoder.pth", "stableanimator/SVD", "auto", "default",
+                                                     False],
                        780, 0, 340)
     n["clip"] = L.add("StableAnimatorCLIPEncode", [], 780, 220, 340)
     L.link(n["model"], 0, n["clip"], "model")
@@ -109,7 +110,7 @@ def _common(hjb: bool, upscale_interpolate: bool = False) -> tuple[Layout, dict[
     L.note("3. Conditioning: CLIP and VAE encodings of the reference, face tokens, skeleton frames. width/height "
            "must be multiples of 64.", 780, 690, 340, 110)
     # sampling and decoding
-    n["sampler"] = L.add("StableAnimatorSampler", [23123134, "fixed", 25, 3.0, 16, 4, 0.0, False], 1180, 0, 340)
+    n["sampler"] = L.add("StableAnimatorSampler", [23123134, "fixed", 25, 3.0, 16, 4, 0.0, False, True], 1180, 0, 340)
     L.link(n["model"], 0, n["sampler"], "model")
     L.link(n["cond"], 0, n["sampler"], "conditioning")
     L.link(n["cond"], 1, n["sampler"], "latent")
