@@ -8,7 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
+
+# OpenMP threads that spin while waiting stall badly when other processes share the cores; passive waiting costs
+# nothing on an idle machine (must be set before torch starts its thread pool).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 torch.set_num_threads(min(2, os.cpu_count() or 1))
