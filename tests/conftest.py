@@ -15,12 +15,9 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
+from fixture_paths import REPO, parity_dir  # noqa: E402
+
 torch.set_num_threads(min(2, os.cpu_count() or 1))
-
-
-def parity_dir() -> Path:
-    return Path(os.environ.get("STABLEANIMATOR_PARITY_DIR", REPO.parent / "shared" / "parity")).resolve()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,7 @@ import torch
 
 from stableanimator_core.hjb import conv_receptive_radius, to_face_range
 
-from conftest import parity_dir
+from fixture_paths import parity_dir
 
 PARITY = parity_dir()  # the golden fixture is required: tests fail, never skip, without it
 

@@ -19,7 +19,7 @@ from stableanimator_core.loading import load_vae
 from stableanimator_core.models.iresnet import load_iresnet_file
 from stableanimator_core.scheduler import euler_update, predict_x0
 
-from conftest import parity_dir
+from fixture_paths import parity_dir
 
 PARITY = parity_dir()  # the golden fixture is required: tests fail, never skip, without it
 

@@ -9,7 +9,7 @@ import torch
 from stableanimator_core.errors import InputError
 from stableanimator_core.hjb import HJBSettings
 
-from conftest import parity_dir
+from fixture_paths import parity_dir
 
 PARITY = parity_dir()  # the golden fixture is required: tests fail, never skip, without it
 

@@ -16,7 +16,7 @@ from stableanimator_core.models.iresnet import (
     load_iresnet_file,
 )
 
-from conftest import parity_dir
+from fixture_paths import parity_dir
 
 PARITY = parity_dir()  # the golden fixture is required: tests fail, never skip, without it
 TINY_WEIGHTS = PARITY / "weights" / "face_embedding_extractor.safetensors"
