@@ -71,3 +71,19 @@ def standalone_models(tiny_models_dir, monkeypatch):
     """Point the pack's standalone model lookup (no ComfyUI) at the tiny models folder."""
     monkeypatch.setenv("STABLEANIMATOR_MODELS_DIR", str(tiny_models_dir))
     return tiny_models_dir
+
+
+@pytest.fixture
+def nodes(pack, standalone_models):
+    """The pack's node classes by id, with the tiny models folder as the models folder."""
+    return pack.nodes.NODE_CLASS_MAPPINGS
+
+
+@pytest.fixture
+def handles(pack):
+    return pack.nodes.handles
+
+
+@pytest.fixture
+def bridge(pack):
+    return pack.nodes.comfy_bridge

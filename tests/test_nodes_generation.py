@@ -7,16 +7,6 @@ import pytest
 import torch
 
 
-@pytest.fixture
-def nodes(pack, standalone_models):
-    return pack.nodes.NODE_CLASS_MAPPINGS
-
-
-@pytest.fixture
-def handles(pack):
-    return pack.nodes.handles
-
-
 def _image(h=96, w=80, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.rand((1, h, w, 3), generator=g)

@@ -13,11 +13,6 @@ from stableanimator_core.video import read_frames, read_image
 INPUTS = Path(__file__).resolve().parents[1] / "workflows" / "inputs"
 
 
-@pytest.fixture
-def nodes(pack, standalone_models):
-    return pack.nodes.NODE_CLASS_MAPPINGS
-
-
 def _as_image(frames):
     return torch.from_numpy(np.stack(frames)).float() / 255.0
 

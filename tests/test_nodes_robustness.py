@@ -9,19 +9,10 @@ import torch
 from test_nodes_generation import _conditioning, _loaded
 
 
-@pytest.fixture
-def nodes(pack, standalone_models):
-    return pack.nodes.NODE_CLASS_MAPPINGS
-
-
-@pytest.fixture
-def bridge(pack):
-    return pack.nodes.comfy_bridge
-
-
-@pytest.fixture
-def handles(pack):
-    return pack.nodes.handles
+def _face_masks(frames: int = 2) -> torch.Tensor:
+    masks = torch.zeros(frames, 128, 64)
+    masks[:, 10:40, 10:40] = 1
+    return masks
 
 
 def _spy_releases(monkeypatch, bridge):
@@ -56,8 +47,7 @@ def test_interrupt_during_hjb_stops_within_one_iteration(nodes, handles, bridge,
     model = _loaded(nodes)
     cond, latent = _conditioning(nodes, handles, model, frames=2)
     hjb = nodes["StableAnimatorHJBSettings"]().build("Animation/glintr100_torch.pth", 5, 0, 3, 0.1, "faithful", 4)[0]
-    masks = torch.zeros(2, 128, 64)
-    masks[:, 10:40, 10:40] = 1
+    masks = _face_masks()
     face_calls = []
 
     def on_face_forward(*_):
@@ -115,8 +105,7 @@ def test_out_of_memory_during_hjb_names_the_hjb_modes(nodes, handles, bridge, mo
     model = _loaded(nodes)
     cond, latent = _conditioning(nodes, handles, model, frames=2)
     hjb = nodes["StableAnimatorHJBSettings"]().build("Animation/glintr100_torch.pth", 2, 0, 1, 0.1, "faithful", 4)[0]
-    masks = torch.zeros(2, 128, 64)
-    masks[:, 10:40, 10:40] = 1
+    masks = _face_masks()
     released = _spy_releases(monkeypatch, bridge)
     calls = []
 
