@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import importlib.util
 import io
 import json
@@ -30,8 +29,6 @@ import os
 import platform
 import statistics
 import sys
-import threading
-import time
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -45,19 +42,14 @@ from stableanimator_core.hjb.decode import conv_receptive_radius  # noqa: E402
 from stableanimator_core.hjb.settings import parse_dtype  # noqa: E402
 from stableanimator_core.models.iresnet import iresnet100  # noqa: E402
 
-FULLSIZE_KEYS = Path(os.environ.get("SA_PARITY_DIR", "/work/shared/parity")) / "fullsize_keys.json"
-# SVD-xt vae/config.json, used when the parity folder is not around
-SVD_XT_VAE = {"in_channels": 3, "out_channels": 3, "down_block_types": ["DownEncoderBlock2D"] * 4,
-              "block_out_channels": [128, 256, 512, 512], "layers_per_block": 2, "latent_channels": 4,
-              "sample_size": 768, "scaling_factor": 0.18215, "force_upcast": True}
-
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_measure import StageClock  # noqa: E402
+from bench_models import fullsize_configs, synthetic_face_boxes  # noqa: E402
 
 # ----------------------------------------------------------------------------- models and inputs
 
 def vae_config() -> dict:
-    if FULLSIZE_KEYS.is_file():
-        return json.loads(FULLSIZE_KEYS.read_text())["_notes"]["configs"]["vae"]
-    return dict(SVD_XT_VAE)
+    return fullsize_configs()["vae"]
 
 
 def build_models(device: torch.device, seed: int):
@@ -72,74 +64,19 @@ def build_models(device: torch.device, seed: int):
 def make_inputs(frames: int, height: int, width: int, seed: int, device: torch.device):
     g = torch.Generator().manual_seed(seed + 1)
     x0 = torch.randn(1, frames, 4, height // 8, width // 8, generator=g).to(device)
-    fh, fw = max(8, height // 4), max(8, width // 4)
-    boxes = []
-    for k in range(frames):
-        y0 = height // 8 + (k % 3)
-        x0_ = (width - fw) // 2 + (k % 5) - 2
-        boxes.append((y0, y0 + fh - 1, x0_, x0_ + fw - 1))
     reference = torch.randn(1, 512, generator=g).to(device)
-    return x0, boxes, reference
+    return x0, synthetic_face_boxes(frames, height, width), reference
 
 
 # ----------------------------------------------------------------------------- measurement
 
-class PeakMemory:
-    """Peak extra memory of a block: CUDA allocator peak, or sampled RSS growth on CPU (bytes)."""
-
-    def __init__(self, device: torch.device):
-        self.device = device
-        self.peak = 0
-
-    def __enter__(self) -> "PeakMemory":
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self._start = torch.cuda.memory_allocated(self.device)
-            torch.cuda.reset_peak_memory_stats(self.device)
-        else:
-            with contextlib.suppress(OSError, AttributeError):
-                ctypes.CDLL("libc.so.6").malloc_trim(0)
-            self._start = self._rss()
-            self._max = self._start
-            self._stop = threading.Event()
-            self._thread = threading.Thread(target=self._sample, daemon=True)
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-            self.peak = torch.cuda.max_memory_allocated(self.device) - self._start
-        else:
-            self._stop.set()
-            self._thread.join()
-            self.peak = max(self._max, self._rss()) - self._start
-
-    @staticmethod
-    def _rss() -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-    def _sample(self) -> None:
-        while not self._stop.is_set():
-            self._max = max(self._max, self._rss())
-            time.sleep(0.001)
-
-
-def timed(fn: Callable[[], torch.Tensor], device: torch.device) -> tuple[float, int, torch.Tensor]:
-    with PeakMemory(device) as mem:
-        if device.type == "cuda":
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            out = fn()
-            end.record()
-            torch.cuda.synchronize(device)
-            seconds = start.elapsed_time(end) / 1000
-        else:
-            t0 = time.perf_counter()
-            out = fn()
-            seconds = time.perf_counter() - t0
-    return seconds, mem.peak, out
+def timed(fn: Callable[[], torch.Tensor], clock: StageClock) -> tuple[float, int, torch.Tensor]:
+    """Seconds, peak extra memory (bytes) and result of one call (see bench_measure.StageClock)."""
+    clock.start("hjb")
+    out = fn()
+    clock.stop()
+    record = clock.take()[-1]
+    return record.seconds, record.peak_bytes, out
 
 
 # ----------------------------------------------------------------------------- the official baseline
@@ -241,9 +178,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     for name, fn in variants.items():
         for _ in range(warmup):
             fn()
+    clock = StageClock(device)
     for _ in range(args.repeats):  # interleaved A/B/A/B so drift hits every variant alike
         for name, fn in variants.items():
-            seconds, peak, out = timed(fn, device)
+            seconds, peak, out = timed(fn, clock)
             times[name].append(seconds / args.iterations)
             peaks[name].append(peak)
             outputs[name] = out.detach().float().cpu()

@@ -154,6 +154,17 @@ class BenchInputs:
     reference_face_embedding: torch.Tensor  # [1, 512], for HJB
 
 
+def synthetic_face_boxes(frames: int, height: int, width: int) -> list[tuple[int, int, int, int]]:
+    """A face box a quarter of the frame wide, drifting a few pixels per frame (inclusive y0, y1, x0, x1)."""
+    fh, fw = max(8, height // 4), max(8, width // 4)
+    boxes = []
+    for k in range(frames):
+        y0 = height // 8 + (k % 3)
+        x0 = (width - fw) // 2 + (k % 5) - 2
+        boxes.append((y0, y0 + fh - 1, x0, x0 + fw - 1))
+    return boxes
+
+
 def make_inputs(frames: int, height: int, width: int, seed: int = 0) -> BenchInputs:
     rng = np.random.default_rng(seed)
     h0, w0 = int(height * 1.3) + 7, int(width * 1.1) + 5
@@ -169,12 +180,7 @@ def make_inputs(frames: int, height: int, width: int, seed: int = 0) -> BenchInp
             color = tuple(int(c) for c in rng.integers(40, 256, 3))
             draw.line([pts[i], pts[i + 1]], fill=color, width=max(2, width // 64))
         poses.append(np.asarray(img))
-    fh, fw = max(8, height // 4), max(8, width // 4)
-    boxes = []
-    for k in range(frames):
-        y0 = height // 8 + (k % 3)
-        x0 = (width - fw) // 2 + (k % 5) - 2
-        boxes.append((y0, y0 + fh - 1, x0, x0 + fw - 1))
+    boxes = synthetic_face_boxes(frames, height, width)
     arcface = rng.normal(0, 1, 512).astype(np.float32)  # norm ~22, like insightface's raw glintr100 output
     ref_face = torch.from_numpy(rng.normal(0, 1, (1, 512)).astype(np.float32))
     return BenchInputs(reference, poses, arcface, boxes, ref_face)

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional, Sequence
+from typing import Iterable, Optional
 
 import torch
 

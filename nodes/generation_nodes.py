@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
-
-import numpy as np
 import torch
 from PIL import Image
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from typing import Optional
-
 import numpy as np
 import torch
 
@@ -14,7 +12,7 @@ from ..stableanimator_core.errors import InputError
 from ..stableanimator_core.face_masks import FACE_MASK_SOURCES, sequence_face_boxes
 from ..stableanimator_core.identity import load_antelopev2, reference_identity
 from ..stableanimator_core.pose import (
-    ALIGN_MODES, MISSING_POLICIES, PERSON_CHOICES, DWPose, PoseFrame, extract_poses, from_openpose_json,
+    ALIGN_MODES, MISSING_POLICIES, PERSON_CHOICES, DWPose, extract_poses, from_openpose_json,
     render_skeletons, sequence_from_poses, to_openpose_json,
 )
 from . import comfy_bridge as bridge

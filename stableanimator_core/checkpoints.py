@@ -14,7 +14,7 @@ import logging
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable
 
 import torch
 

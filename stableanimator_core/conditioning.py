@@ -12,7 +12,7 @@ The reference is squashed to the target aspect ratio with no crop, as the offici
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Sequence
 
 import numpy as np
 import PIL.Image

@@ -15,7 +15,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable
 
 from .errors import DependencyError, StableAnimatorError
 from .layout import INSIGHTFACE_FOLDER, STABLEANIMATOR_FOLDER

@@ -65,7 +65,7 @@ def run_animation(opts: AnimateOptions) -> Path:
     from .decode import decode_latents
     from .identity import load_antelopev2, reference_identity
     from .loading import load_models
-    from .pose import DWPose, extract_poses, face_boxes_from_poses, render_skeletons
+    from .pose import DWPose, extract_poses, render_skeletons
     from .sampler import SamplerSettings
     from .video import read_frames, read_image, write_mp4
 

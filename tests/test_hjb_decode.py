@@ -1,7 +1,6 @@
 """Decoder helpers for HJB: receptive radius (fast mode's default margin) and the official post-processing."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

@@ -1,7 +1,6 @@
 """Face boxes and crops for HJB: masks at any resolution, the reference crop/embedding against the fixture."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -7,7 +7,6 @@ tolerances. The modes are also checked against each other and for skipped frames
 
 import json
 import logging
-from pathlib import Path
 
 import pytest
 import torch

@@ -1,7 +1,6 @@
 """HJBSettings: official defaults, refined-step range, learning-rate schedule, validation."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

@@ -1,7 +1,6 @@
 """IResNet: released-checkpoint layout (iresnet100, 925 keys) and the parity fixture's tiny model."""
 
 import json
-from pathlib import Path
 
 import pytest
 import torch

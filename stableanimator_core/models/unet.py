@@ -13,7 +13,7 @@ the official pipeline ran as two separate batch-1 calls; the results are the sam
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, Optional, Sequence
 
 import torch
