@@ -67,3 +67,25 @@ def test_image_encoder(fullsize):
 
     cfg = CLIPVisionConfig(**fullsize["_notes"]["configs"]["image_encoder"])
     _assert_same(build_on_meta(lambda: CLIPVisionModelWithProjection(cfg)), fullsize, "image_encoder")
+
+
+VARIANTS = {
+    "int_heads": {"num_attention_heads": 2},
+    "two_transformer_layers": {"transformer_layers_per_block": 2},
+    "per_block_lists": {"layers_per_block": [1, 2, 1, 2], "transformer_layers_per_block": [1, 2, 1, 1],
+                        "cross_attention_dim": [128, 128, 128, 128], "num_attention_heads": [1, 2, 4, 2]},
+}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_unet_layout_matches_diffusers_for_other_configs(parity, variant):
+    """Our UNet minus the ID adapter has diffusers' SVD UNet layout for any config it accepts (not only SVD-xt's)."""
+    from diffusers import UNetSpatioTemporalConditionModel
+
+    cfg = json.loads((parity / "weights" / "configs.json").read_text())["unet"]
+    cfg.update(VARIANTS[variant])
+    ours = _shapes(build_on_meta(lambda: StableAnimatorUNet(UNetConfig.from_dict(cfg))))
+    theirs = _shapes(build_on_meta(lambda: UNetSpatioTemporalConditionModel(**cfg)))
+    adapter = {k for k in ours if ".processor.id_to_" in k}
+    assert adapter and all(".attn2.processor." in k and ".transformer_blocks." in k for k in adapter)
+    assert {k: v for k, v in ours.items() if k not in adapter} == theirs

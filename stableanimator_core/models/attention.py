@@ -192,16 +192,17 @@ class TemporalTransformerBlock(nn.Module):
 class TransformerSpatioTemporal(nn.Module):
     """GroupNorm -> proj_in -> (spatial block, frame-position embedding, temporal block, alpha blend) -> proj_out."""
 
-    def __init__(self, heads: int, dim_head: int, in_channels: int, cross_attention_dim: int, num_id_tokens: int = 4):
+    def __init__(self, heads: int, dim_head: int, in_channels: int, cross_attention_dim: int, num_id_tokens: int = 4,
+                 depth: int = 1):
         super().__init__()
         inner = heads * dim_head
         self.norm = nn.GroupNorm(32, in_channels, eps=1e-6)
         self.proj_in = nn.Linear(in_channels, inner)
         self.transformer_blocks = nn.ModuleList(
-            [SpatialTransformerBlock(inner, heads, dim_head, cross_attention_dim, num_id_tokens)]
+            [SpatialTransformerBlock(inner, heads, dim_head, cross_attention_dim, num_id_tokens) for _ in range(depth)]
         )
         self.temporal_transformer_blocks = nn.ModuleList(
-            [TemporalTransformerBlock(inner, heads, dim_head, cross_attention_dim)]
+            [TemporalTransformerBlock(inner, heads, dim_head, cross_attention_dim) for _ in range(depth)]
         )
         from .embeddings import TimestepEmbedding
 

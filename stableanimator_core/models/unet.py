@@ -46,10 +46,11 @@ class UNetConfig:
     )
     addition_time_embed_dim: int = 256
     projection_class_embeddings_input_dim: int = 768
-    layers_per_block: int = 2
-    cross_attention_dim: int = 1024
-    transformer_layers_per_block: int = 1
-    num_attention_heads: Sequence[int] = (5, 10, 20, 20)
+    # each of these may be one value for every block or one per block, as in diffusers
+    layers_per_block: int | Sequence[int] = 2
+    cross_attention_dim: int | Sequence[int] = 1024
+    transformer_layers_per_block: int | Sequence[int] = 1
+    num_attention_heads: int | Sequence[int] = (5, 10, 20, 20)
     num_frames: int = 25
     sample_size: Optional[int] = 96
     num_id_tokens: int = 4
@@ -63,12 +64,21 @@ class UNetConfig:
         cfg.validate()
         return cfg
 
+    def per_block(self, name: str) -> list[int]:
+        """A per-block setting as a list with one value per down block."""
+        value = getattr(self, name)
+        n = len(self.block_out_channels)
+        values = [value] * n if isinstance(value, int) else list(value)
+        if len(values) != n:
+            raise ValueError(f"{name} has {len(values)} values for {n} blocks")
+        return values
+
     def validate(self) -> None:
         n = len(self.block_out_channels)
-        if not (len(self.down_block_types) == len(self.up_block_types) == len(self.num_attention_heads) == n):
-            raise ValueError("block_out_channels, down/up_block_types and num_attention_heads must have equal lengths")
-        if self.transformer_layers_per_block != 1:
-            raise ValueError("only transformer_layers_per_block=1 (SVD-xt) is supported")
+        if not (len(self.down_block_types) == len(self.up_block_types) == n):
+            raise ValueError("block_out_channels and down/up_block_types must have equal lengths")
+        for name in ("layers_per_block", "cross_attention_dim", "transformer_layers_per_block", "num_attention_heads"):
+            self.per_block(name)
         for t in self.down_block_types:
             if t not in ("CrossAttnDownBlockSpatioTemporal", "DownBlockSpatioTemporal"):
                 raise ValueError(f"unsupported down block {t}")
@@ -79,14 +89,15 @@ class UNetConfig:
 
 class DownBlock(nn.Module):
     def __init__(self, in_ch: int, out_ch: int, temb: int, layers: int, eps: float, add_downsample: bool,
-                 heads: Optional[int], cross_dim: int, num_id_tokens: int):
+                 heads: Optional[int], cross_dim: int, num_id_tokens: int, depth: int = 1):
         super().__init__()
         self.resnets = nn.ModuleList(
             [SpatioTemporalResBlock(in_ch if i == 0 else out_ch, out_ch, temb, eps) for i in range(layers)]
         )
         if heads is not None:
             self.attentions = nn.ModuleList(
-                [TransformerSpatioTemporal(heads, out_ch // heads, out_ch, cross_dim, num_id_tokens) for _ in range(layers)]
+                [TransformerSpatioTemporal(heads, out_ch // heads, out_ch, cross_dim, num_id_tokens, depth)
+                 for _ in range(layers)]
             )
         else:
             self.attentions = None
@@ -107,7 +118,7 @@ class DownBlock(nn.Module):
 
 class UpBlock(nn.Module):
     def __init__(self, in_ch: int, prev_ch: int, out_ch: int, temb: int, layers: int, add_upsample: bool,
-                 heads: Optional[int], cross_dim: int, num_id_tokens: int):
+                 heads: Optional[int], cross_dim: int, num_id_tokens: int, depth: int = 1):
         super().__init__()
         resnets = []
         for i in range(layers):
@@ -117,7 +128,8 @@ class UpBlock(nn.Module):
         self.resnets = nn.ModuleList(resnets)
         if heads is not None:
             self.attentions = nn.ModuleList(
-                [TransformerSpatioTemporal(heads, out_ch // heads, out_ch, cross_dim, num_id_tokens) for _ in range(layers)]
+                [TransformerSpatioTemporal(heads, out_ch // heads, out_ch, cross_dim, num_id_tokens, depth)
+                 for _ in range(layers)]
             )
         else:
             self.attentions = None
@@ -135,10 +147,11 @@ class UpBlock(nn.Module):
 
 
 class MidBlock(nn.Module):
-    def __init__(self, ch: int, temb: int, heads: int, cross_dim: int, num_id_tokens: int):
+    def __init__(self, ch: int, temb: int, heads: int, cross_dim: int, num_id_tokens: int, depth: int = 1):
         super().__init__()
         self.resnets = nn.ModuleList([SpatioTemporalResBlock(ch, ch, temb, eps=1e-5) for _ in range(2)])
-        self.attentions = nn.ModuleList([TransformerSpatioTemporal(heads, ch // heads, ch, cross_dim, num_id_tokens)])
+        self.attentions = nn.ModuleList([TransformerSpatioTemporal(heads, ch // heads, ch, cross_dim, num_id_tokens,
+                                                                   depth)])
 
     def forward(self, x, temb_act, ctx, clip_token, num_frames):
         x = self.resnets[0](x, temb_act, num_frames)
@@ -154,11 +167,12 @@ class StableAnimatorUNet(nn.Module):
         config.validate()
         self.config = config
         ch = list(config.block_out_channels)
-        heads = list(config.num_attention_heads)
+        heads = config.per_block("num_attention_heads")
+        cross = config.per_block("cross_attention_dim")
+        layers = config.per_block("layers_per_block")
+        depth = config.per_block("transformer_layers_per_block")
         temb = ch[0] * 4
-        cross = config.cross_attention_dim
         ntok = config.num_id_tokens
-        layers = config.layers_per_block
 
         self.conv_in = nn.Conv2d(config.in_channels, ch[0], 3, padding=1)
         self.time_embedding = TimestepEmbedding(ch[0], temb)
@@ -170,13 +184,13 @@ class StableAnimatorUNet(nn.Module):
             inp, out = out, ch[i]
             cross_attn = kind.startswith("CrossAttn")
             self.down_blocks.append(
-                DownBlock(inp, out, temb, layers, eps=1e-6 if cross_attn else 1e-5,
+                DownBlock(inp, out, temb, layers[i], eps=1e-6 if cross_attn else 1e-5,
                           add_downsample=i < len(ch) - 1, heads=heads[i] if cross_attn else None,
-                          cross_dim=cross, num_id_tokens=ntok)
+                          cross_dim=cross[i], num_id_tokens=ntok, depth=depth[i])
             )
-        self.mid_block = MidBlock(ch[-1], temb, heads[-1], cross, ntok)
+        self.mid_block = MidBlock(ch[-1], temb, heads[-1], cross[-1], ntok, depth[-1])
 
-        rev_ch, rev_heads = ch[::-1], heads[::-1]
+        rev_ch, rev_heads, rev_cross, rev_layers, rev_depth = ch[::-1], heads[::-1], cross[::-1], layers[::-1], depth[::-1]
         self.up_blocks = nn.ModuleList()
         out = rev_ch[0]
         for i, kind in enumerate(config.up_block_types):
@@ -184,8 +198,9 @@ class StableAnimatorUNet(nn.Module):
             inp = rev_ch[min(i + 1, len(ch) - 1)]
             cross_attn = kind.startswith("CrossAttn")
             self.up_blocks.append(
-                UpBlock(inp, prev, out, temb, layers + 1, add_upsample=i < len(ch) - 1,
-                        heads=rev_heads[i] if cross_attn else None, cross_dim=cross, num_id_tokens=ntok)
+                UpBlock(inp, prev, out, temb, rev_layers[i] + 1, add_upsample=i < len(ch) - 1,
+                        heads=rev_heads[i] if cross_attn else None, cross_dim=rev_cross[i], num_id_tokens=ntok,
+                        depth=rev_depth[i])
             )
         self.conv_norm_out = nn.GroupNorm(32, ch[0], eps=1e-5)
         self.conv_out = nn.Conv2d(ch[0], config.out_channels, 3, padding=1)
