@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 from pathlib import Path
-from typing import Iterable, Optional
+from typing import Iterable
 
 import torch
 
@@ -71,6 +71,16 @@ def list_files(folder: str, extensions: set[str], contains: str = "") -> list[st
             if path.suffix.lower() in extensions and path.is_file() and contains in path.name.lower():
                 out.add(path.relative_to(root).as_posix())
     return sorted(out)
+
+
+def with_default(found: list[str], default: str) -> list[str]:
+    """Combo options that keep the official name selectable even before the download, so that choosing it
+    ends in an error that says where to put the file (not in ComfyUI's bare "value not in list")."""
+    return found if default in found else [default] + found
+
+
+def file_choices(extensions: set[str], contains: str, default: str) -> list[str]:
+    return with_default(list_files(STABLEANIMATOR_FOLDER, extensions, contains), default)
 
 
 def list_svd_folders() -> list[str]:
@@ -212,13 +222,13 @@ def soft_empty_cache() -> None:
         torch.cuda.empty_cache()
 
 
-def free_memory_bytes(device: torch.device) -> Optional[int]:
+def free_memory_bytes(device: torch.device) -> int:
+    """Free memory as ComfyUI's memory manager counts it; outside ComfyUI the core's own estimate."""
     if IN_COMFYUI:
         return int(_mm.get_free_memory(device))
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    return None
+    from ..stableanimator_core.acceleration import free_memory_bytes as core_free_memory_bytes
+
+    return core_free_memory_bytes(device)
 
 
 # ---------------------------------------------------------------- interrupt and progress
@@ -244,12 +254,6 @@ def check_interrupt() -> None:
     elif _standalone_interrupt.is_set():
         _standalone_interrupt.clear()
         raise Interrupted("interrupted")
-
-
-def is_interrupt(exc: BaseException) -> bool:
-    if IN_COMFYUI:
-        return isinstance(exc, _mm.InterruptProcessingException)
-    return isinstance(exc, Interrupted)
 
 
 class Progress:

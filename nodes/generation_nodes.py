@@ -264,9 +264,9 @@ class StableAnimatorDecode:
             bridge.check_interrupt()
 
         device = bridge.torch_device()
-        free = (lambda: bridge.free_memory_bytes(device)) if bridge.IN_COMFYUI else None
         with gpu_stage([model.vae], "decoding", DECODE_ADVICE):
-            frames = decode_latents(model.models.vae, samples[None], decode_chunk_size, on_chunk, free)
+            frames = decode_latents(model.models.vae, samples[None], decode_chunk_size, on_chunk,
+                                    lambda: bridge.free_memory_bytes(device))
         return (frames,)
 
 

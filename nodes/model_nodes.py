@@ -16,15 +16,7 @@ CATEGORY = "StableAnimator"
 
 
 def _weights_choices(contains: str, default: str) -> list[str]:
-    found = bridge.list_files(bridge.STABLEANIMATOR_FOLDER, bridge.WEIGHT_EXTENSIONS, contains)
-    # keep the official name selectable even before the download, so the error says where to put it
-    return found if default in found else [default] + found
-
-
-def _svd_choices() -> list[str]:
-    found = bridge.list_svd_folders()
-    default = "stableanimator/SVD"
-    return found if default in found else [default] + found
+    return bridge.file_choices(bridge.WEIGHT_EXTENSIONS, contains, default)
 
 
 class StableAnimatorModelLoader:
@@ -48,7 +40,7 @@ class StableAnimatorModelLoader:
             "face_encoder": (_weights_choices("face_encoder", "Animation/face_encoder.pth"),
                              {"tooltip": "Face encoder turning the ArcFace identity into tokens "
                                          "(Animation/face_encoder.pth)."}),
-            "svd": (_svd_choices(), {"tooltip": "The SVD-xt diffusers folder (SVD/ in the StableAnimator download): "
+            "svd": (bridge.with_default(bridge.list_svd_folders(), "stableanimator/SVD"), {"tooltip": "The SVD-xt diffusers folder (SVD/ in the StableAnimator download): "
                                                 "its vae/ and image_encoder/ are used; its unet weights are not."}),
             "precision": (list(PRECISIONS), {"default": "auto",
                                               "tooltip": "auto: bf16 on GPUs that support it, else fp16; fp32 on "

@@ -25,8 +25,7 @@ PROVIDERS = ["auto", "cuda", "cpu"]
 
 
 def _onnx_choices(contains: str, default: str) -> list[str]:
-    found = bridge.list_files(bridge.STABLEANIMATOR_FOLDER, bridge.ONNX_EXTENSIONS, contains)
-    return found if default in found else [default] + found
+    return bridge.file_choices(bridge.ONNX_EXTENSIONS, contains, default)
 
 
 def _frames(images: torch.Tensor, what: str) -> list[np.ndarray]:

@@ -7,7 +7,6 @@ of a run are the expected answers and are read only by :func:`expected_tensors`,
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -18,22 +17,7 @@ import torch
 
 from .loading import load_face_encoder, load_image_encoder, load_pose_net, load_unet, load_vae
 from .pipeline import StableAnimatorModels
-
-
-def frame_index(path: Path) -> int:
-    """Index of ``frame_<i>.png`` (the official loaders sort by it; never trust filesystem order)."""
-    m = re.search(r"_(\d+)\.[^.]+$", path.name)
-    if not m:
-        raise ValueError(f"frame file {path.name} is not named frame_<i>.<ext>")
-    return int(m.group(1))
-
-
-def sorted_frames(folder: Path, pattern: str = "*.png") -> list[Path]:
-    return sorted(folder.glob(pattern), key=frame_index)
-
-
-def load_rgb(path: Path) -> np.ndarray:
-    return np.asarray(PIL.Image.open(path).convert("RGB"))
+from .video import frame_files, read_image
 
 
 def load_gray(path: Path) -> np.ndarray:
@@ -57,10 +41,10 @@ def load_inputs(fixture: Path) -> FixtureInputs:
     faces = inputs / "faces"
     return FixtureInputs(
         settings=settings,
-        reference=load_rgb(inputs / "reference.png"),
+        reference=read_image(inputs / "reference.png"),
         reference_mask=load_gray(mask_path) if mask_path.is_file() else None,
-        poses=[load_rgb(p) for p in sorted_frames(inputs / "poses")],
-        face_masks=[load_gray(p) for p in sorted_frames(faces)] if faces.is_dir() else [],
+        poses=[read_image(p) for p in frame_files(inputs / "poses")],
+        face_masks=[load_gray(p) for p in frame_files(faces)] if faces.is_dir() else [],
         arcface_embedding=np.load(inputs / "arcface_embedding.npy").astype(np.float32),
     )
 

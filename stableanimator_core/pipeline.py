@@ -18,7 +18,7 @@ import torch
 
 from . import conditioning as C
 from .decode import decode_latents
-from .sampler import LATENT_CHANNELS, VAE_SCALE, SamplerCallbacks, SamplerModels, SamplerSettings, Refiner, sample
+from .sampler import VAE_SCALE, Refiner, SamplerCallbacks, SamplerModels, SamplerSettings, initial_noise, sample
 from .windows import effective_tile_size
 
 
@@ -60,9 +60,7 @@ def latent_noise(seed: int, width: int, height: int, num_frames: int, tile_size:
     """Draw #2 of the official order (after skipping draw #1): initial noise for one window."""
     g = torch.Generator("cpu").manual_seed(seed)
     torch.randn((1, 3, height, width), generator=g, dtype=torch.float32)
-    tile = effective_tile_size(num_frames, tile_size)
-    return torch.randn((1, tile, LATENT_CHANNELS, height // VAE_SCALE, width // VAE_SCALE), generator=g,
-                       dtype=torch.float32)
+    return initial_noise(g, effective_tile_size(num_frames, tile_size), height // VAE_SCALE, width // VAE_SCALE)
 
 
 @torch.no_grad()
