@@ -23,7 +23,7 @@ from torch import nn
 from stableanimator_core.models.face_encoder import FusionFaceId
 from stableanimator_core.models.pose_net import PoseNet
 from stableanimator_core.models.unet import StableAnimatorUNet, UNetConfig
-from stableanimator_core.pipeline import StableAnimatorModels
+from stableanimator_core.loading.bundle import StableAnimatorModels
 
 PARITY_DIR = Path(os.environ.get("STABLEANIMATOR_PARITY_DIR", "/work/shared/parity"))
 

@@ -49,11 +49,12 @@ import torch  # noqa: E402
 from bench_measure import StageClock, Summary, count_flops, matmul_ceiling, synchronize  # noqa: E402
 from bench_models import (BenchInputs, build_models, fullsize_configs, make_clip, make_face_encoder,  # noqa: E402
                           make_inputs, make_pose_net, make_unet, make_vae, unet_copy)
-from stableanimator_core import acceleration as acc  # noqa: E402
-from stableanimator_core.decode import decode_latents  # noqa: E402
-from stableanimator_core.pipeline import ConditioningSettings, StableAnimatorModels, build_conditioning, run_sampler  # noqa: E402
-from stableanimator_core.sampler import SamplerCallbacks, SamplerSettings  # noqa: E402
-from stableanimator_core.windows import effective_tile_size, window_indices  # noqa: E402
+from stableanimator_core.models import acceleration as acc  # noqa: E402
+from stableanimator_core.pipeline.decode import decode_latents  # noqa: E402
+from stableanimator_core.loading.bundle import StableAnimatorModels  # noqa: E402
+from stableanimator_core.pipeline.animate import ConditioningSettings, build_conditioning, run_sampler  # noqa: E402
+from stableanimator_core.sampling.sampler import SamplerCallbacks, SamplerSettings  # noqa: E402
+from stableanimator_core.sampling.windows import effective_tile_size, window_indices  # noqa: E402
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 DTYPES_BY_NAME = {str(d).replace("torch.", ""): d for d in DTYPES.values()}
@@ -143,7 +144,7 @@ class OursRunner:
         return latents.float().cpu(), frames
 
     def _refiner(self, inputs: BenchInputs, a: argparse.Namespace, hjb_times: Optional[list[float]]):
-        from stableanimator_core.face_refinement import SamplerRefiner
+        from stableanimator_core.hjb.sampler_hook import SamplerRefiner
         from stableanimator_core.hjb import FaceRefiner, HJBSettings
 
         m = self.models

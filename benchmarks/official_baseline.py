@@ -34,7 +34,8 @@ from torch import nn
 
 from bench_measure import StageClock, synchronize
 from bench_models import CLIP_MEAN, CLIP_STD, BenchInputs, fullsize_configs, scheduler_config
-from stableanimator_core.pipeline import StableAnimatorModels, latent_noise
+from stableanimator_core.loading.bundle import StableAnimatorModels
+from stableanimator_core.pipeline.animate import latent_noise
 
 LABEL = "official (xformers→SDPA stand-in)"
 

@@ -85,7 +85,7 @@ def file_choices(extensions: set[str], contains: str, default: str) -> list[str]
 
 def list_svd_folders() -> list[str]:
     """SVD-xt diffusers folders (with ``vae/`` and ``image_encoder/``) under the stableanimator and diffusers roots."""
-    from ..stableanimator_core.layout import is_svd_folder
+    from ..stableanimator_core.loading.layout import is_svd_folder
 
     found: set[str] = set()
     for folder in (STABLEANIMATOR_FOLDER, "diffusers"):
@@ -226,7 +226,7 @@ def free_memory_bytes(device: torch.device) -> int:
     """Free memory as ComfyUI's memory manager counts it; outside ComfyUI the core's own estimate."""
     if IN_COMFYUI:
         return int(_mm.get_free_memory(device))
-    from ..stableanimator_core.acceleration import free_memory_bytes as core_free_memory_bytes
+    from ..stableanimator_core.models.acceleration import free_memory_bytes as core_free_memory_bytes
 
     return core_free_memory_bytes(device)
 

@@ -6,15 +6,15 @@ import logging
 import torch
 from PIL import Image
 
-from ..stableanimator_core import conditioning as C
-from ..stableanimator_core import pipeline as P
-from ..stableanimator_core.decode import decode_latents
+from ..stableanimator_core.pipeline import conditioning as C
+from ..stableanimator_core.pipeline import animate as P
+from ..stableanimator_core.pipeline.decode import decode_latents
 from ..stableanimator_core.errors import InputError
-from ..stableanimator_core.face_refinement import SamplerRefiner
+from ..stableanimator_core.hjb.sampler_hook import SamplerRefiner
 from ..stableanimator_core.hjb import reference_box, target_boxes_from_masks
-from ..stableanimator_core.preview import preview_frame
-from ..stableanimator_core.sampler import SamplerCallbacks, SamplerSettings
-from ..stableanimator_core.windows import effective_tile_size, window_indices
+from ..stableanimator_core.sampling.preview import preview_frame
+from ..stableanimator_core.sampling.sampler import SamplerCallbacks, SamplerSettings
+from ..stableanimator_core.sampling.windows import effective_tile_size, window_indices
 from . import comfy_bridge as bridge
 from .handles import CLIP_EMBEDS, COND, FACE, HJB, MODEL, AnimationConditioning, ClipEmbedding
 from .stage import DECODE_ADVICE, ENCODE_ADVICE, SAMPLER_ADVICE, gpu_stage

@@ -12,9 +12,9 @@ import numpy as np
 import torch
 
 from ..stableanimator_core.boxes import FaceBox
-from ..stableanimator_core.conditioning import Conditioning
+from ..stableanimator_core.pipeline.conditioning import Conditioning
 from ..stableanimator_core.hjb import HJBSettings
-from ..stableanimator_core.pipeline import StableAnimatorModels
+from ..stableanimator_core.loading.bundle import StableAnimatorModels
 from .comfy_bridge import ManagedModels, ModuleGroup, offload_device, torch_device
 
 MODEL = "STABLEANIMATOR_MODEL"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 
-from ..stableanimator_core.acceleration import WEIGHT_STORAGES, UNetOptions
+from ..stableanimator_core.models.acceleration import WEIGHT_STORAGES, UNetOptions
 from ..stableanimator_core.devices import PRECISIONS, resolve_dtype
 from ..stableanimator_core.hjb import HJB_MODES, HJBSettings
-from ..stableanimator_core.loading import load_components, load_face_embedder
+from ..stableanimator_core.loading.components import load_components, load_face_embedder
 from . import comfy_bridge as bridge
 from .handles import HJB, MODEL, HJBOptions, ModelHandle
 

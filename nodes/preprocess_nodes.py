@@ -7,9 +7,9 @@ import numpy as np
 import torch
 
 from ..stableanimator_core.boxes import box_from_xyxy, masks_from_boxes
-from ..stableanimator_core.conditioning import to_uint8_rgb
+from ..stableanimator_core.pipeline.conditioning import to_uint8_rgb
 from ..stableanimator_core.errors import InputError
-from ..stableanimator_core.face_masks import FACE_MASK_SOURCES, sequence_face_boxes
+from ..stableanimator_core.pose.face_masks import FACE_MASK_SOURCES, sequence_face_boxes
 from ..stableanimator_core.identity import load_antelopev2, reference_identity
 from ..stableanimator_core.pose import (
     ALIGN_MODES, MISSING_POLICIES, PERSON_CHOICES, DWPose, extract_poses, from_openpose_json,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import torch
 
-from ..stableanimator_core.conditioning import to_uint8_rgb
+from ..stableanimator_core.pipeline.conditioning import to_uint8_rgb
 from ..stableanimator_core.errors import InputError
 from ..stableanimator_core.identity import load_antelopev2
-from ..stableanimator_core.identity_score import plot_scores, score_frames
+from ..stableanimator_core.identity.score import plot_scores, score_frames
 from . import comfy_bridge as bridge
 from .handles import FACE
 

@@ -18,7 +18,7 @@ OUT = Path(__file__).resolve().parents[1] / "workflows" / "inputs"
 def main() -> None:
     from skimage import data
 
-    from stableanimator_core.video import write_mp4
+    from stableanimator_core.io.video import write_mp4
 
     photo = Image.fromarray(data.astronaut())  # 512x512 RGB
     OUT.mkdir(parents=True, exist_ok=True)

@@ -15,13 +15,20 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from fixture_paths import REPO, parity_dir  # noqa: E402
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parity_dir() -> Path:
+    """``../shared/parity`` beside the repository, or ``STABLEANIMATOR_PARITY_DIR``."""
+    return Path(os.environ.get("STABLEANIMATOR_PARITY_DIR", REPO.parent / "shared" / "parity")).resolve()
 
 
 @pytest.fixture(scope="session")
 def parity() -> Path:
+    """The golden parity fixture folder: the one way tests reach it (they fail, never skip, without it)."""
     path = parity_dir()
     if not (path / "weights" / "configs.json").is_file():
         pytest.fail(f"parity fixture not found at {path} (set STABLEANIMATOR_PARITY_DIR)")
@@ -44,14 +51,14 @@ def pack():
 @pytest.fixture(scope="session")
 def tiny_models(parity):
     """The parity fixture's tiny models, loaded by the pack's own loaders (float32, CPU)."""
-    from stableanimator_core.fixture import load_models
+    from stableanimator_core.parity.fixture import load_models
 
     return load_models(parity)
 
 
 @pytest.fixture(scope="session")
 def fixture_inputs(parity):
-    from stableanimator_core.fixture import load_inputs
+    from stableanimator_core.parity.fixture import load_inputs
 
     return load_inputs(parity)
 

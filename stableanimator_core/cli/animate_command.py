@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..job import AnimateOptions, run_animation
+    from .job import AnimateOptions, run_animation
 
     fields = {k: v for k, v in vars(args).items() if k in AnimateOptions.__dataclass_fields__}
     opts = AnimateOptions(**fields)

@@ -12,7 +12,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..download import run_download
+    from ..loading.download import run_download
 
     p = run_download(args.models, force=args.force)
     print(f"StableAnimator weights: {p.stableanimator_dir}\nantelopev2: {p.antelopev2_dir}")

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..errors import InputError
     from ..pose import DWPose, extract_poses, render_skeletons, to_openpose_json
-    from ..video import frame_files, iter_video_frames, read_image
+    from ..io.video import frame_files, iter_video_frames, read_image
 
     log = logging.getLogger("stableanimator_core.pose")
     reference = read_image(args.reference)

@@ -17,7 +17,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import CheckpointError, DependencyError
-from ..onnx_backend import model_source, provider_names, resolve_providers
+from ..loading.onnx_backend import model_source, provider_names, resolve_providers
 
 log = logging.getLogger(__name__)
 

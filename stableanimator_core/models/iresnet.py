@@ -11,14 +11,12 @@ Stage widths are fixed (64, 128, 256, 512) as in arcface_torch; only the block c
 
 from __future__ import annotations
 
-import os
-import re
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from ..errors import CheckpointError, InputError
+from ..errors import InputError
 
 IRESNET100_LAYERS = (3, 13, 30, 3)
 FACE_INPUT_SIZE = 112
@@ -93,43 +91,3 @@ class IResNet(nn.Module):
 def iresnet100(num_features: int = 512) -> IResNet:
     """The glintr100 architecture (ArcFace R100, 512-d)."""
     return IResNet(IRESNET100_LAYERS, num_features)
-
-
-def infer_iresnet_config(state_dict: Mapping[str, torch.Tensor]) -> dict[str, Any]:
-    """Block counts and embedding size read off an arcface_torch state dict's keys and shapes."""
-    layers = []
-    for stage in range(1, 5):
-        indices = {int(m.group(1)) for k in state_dict if (m := re.match(rf"layer{stage}\.(\d+)\.", k))}
-        if not indices:
-            raise CheckpointError(f"this is not an IResNet face-recognition checkpoint: no 'layer{stage}.*' weights")
-        layers.append(max(indices) + 1)
-    if "fc.weight" not in state_dict:
-        raise CheckpointError("this is not an IResNet face-recognition checkpoint: no 'fc.weight'")
-    return {"layers": layers, "num_features": int(state_dict["fc.weight"].shape[0])}
-
-
-def _freeze(model: IResNet) -> IResNet:
-    # The face net only ever needs input gradients; frozen parameters keep backward from allocating ~0.26 GB
-    # of weight gradients that the official code leaves requiring grad.
-    model.eval()
-    model.requires_grad_(False)
-    return model
-
-
-def load_iresnet(
-    state_dict: Mapping[str, torch.Tensor], config: Optional[Mapping[str, Any]] = None, source: str = "face weights"
-) -> IResNet:
-    """An eval-mode, frozen IResNet with ``state_dict`` loaded strictly (config inferred from keys if None)."""
-    from ..checkpoints import build_on_meta, load_into
-
-    cfg = dict(config) if config is not None else infer_iresnet_config(state_dict)
-    model = build_on_meta(lambda: IResNet.from_config(cfg))
-    load_into(model, dict(state_dict), source, "face_embedder")
-    return _freeze(model)
-
-
-def load_iresnet_file(path: str | os.PathLike, config: Optional[Mapping[str, Any]] = None) -> IResNet:
-    """Load ``glintr100_torch.pth`` (or any arcface_torch IResNet file) strictly; frozen, eval mode, on CPU."""
-    from ..checkpoints import load_state_dict
-
-    return load_iresnet(load_state_dict(path, "face_embedder"), config, os.path.basename(path))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..onnx_backend import get_session
+from ..loading.onnx_backend import get_session
 from .detector import Detections, detect_people
 from .estimator import estimate_poses
 from .keypoints import PoseFrame

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from ..layout import ModelLayout
+from ..loading.layout import ModelLayout
 
 # The architectures of the parity fixture's tiny models: every layer type of the real ones, far fewer channels.
 TINY_UNET = {

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
-from tests.workflow_tools import convert_ui_to_api
+from tools.workflow_tools import convert_ui_to_api
 
 __all__ = ["ComfyServer", "ComfyServerError", "PackImportError", "PromptRejected", "RunResult",
            "convert_ui_to_api", "find_pack_import_error", "free_port"]

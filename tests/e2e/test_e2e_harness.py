@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from tests.e2e.comfy_server import ComfyServer, PackImportError
-from tests.workflow_tools import UIGraph, check_workflow, input_specs, load_object_info
+from tools.workflow_tools import UIGraph, check_workflow, input_specs, load_object_info
 
-CORE_OBJECT_INFO = Path(__file__).parents[1] / "data" / "core_object_info.json"
+CORE_OBJECT_INFO = Path(__file__).parents[2] / "tools" / "data" / "core_object_info.json"
 
 
 def make_png(path: Path, width: int = 64, height: int = 48) -> Path:
@@ -74,7 +74,7 @@ def test_missing_input_file_is_a_clean_validation_error(comfy_core_server: Comfy
 
 
 def test_core_object_info_file_matches_the_live_server(comfy_core_server: ComfyServer):
-    """tests/data/core_object_info.json (used by CI without ComfyUI) still describes this ComfyUI's nodes."""
+    """tools/data/core_object_info.json (used by CI without ComfyUI) still describes this ComfyUI's nodes."""
     live = comfy_core_server.object_info()
     for name, saved in load_object_info(CORE_OBJECT_INFO).items():
         assert name in live, name

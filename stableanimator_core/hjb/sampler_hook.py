@@ -1,0 +1,49 @@
+"""Connects the HJB face optimisation (``hjb``) to the sampler's Euler step.
+
+The sampler asks ``is_refined(step)`` and calls ``refine_x0(x0, step, steps)``; this class computes the
+learning rate of the step (``eta * (1 - i/steps)``), runs a fresh Adam through :class:`hjb.FaceRefiner` and
+keeps the losses, as the official ``EulerDiscreteSchedulerPro.step(refine_face=True)`` does.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, MutableMapping, Optional, Sequence
+
+import numpy as np
+import torch
+
+from ..boxes import FaceBox
+from .faces import reference_face_embedding
+from .refine import FaceRefiner
+from .settings import HJBSettings
+
+
+class SamplerRefiner:
+    def __init__(self, refiner: FaceRefiner, settings: HJBSettings):
+        self.refiner = refiner
+        self.settings = settings
+        self.losses: list[float] = []
+        self.refined_steps: list[int] = []
+
+    @classmethod
+    def build(cls, vae: torch.nn.Module, face_net: torch.nn.Module, reference: np.ndarray | torch.Tensor,
+              reference_box: FaceBox, target_boxes: Sequence[Optional[FaceBox]], settings: HJBSettings,
+              on_iteration: Optional[Callable[[int, float], None]] = None,
+              recorder: Optional[MutableMapping[str, torch.Tensor]] = None) -> "SamplerRefiner":
+        """``reference``: the reference image at its original size (uint8 or 0..1 float ``[H, W, 3]``)."""
+        ref_embedding, ref_crop = reference_face_embedding(face_net, reference, reference_box)
+        if recorder is not None:
+            recorder["hjb_reference_face_crop_112"] = ref_crop.float().cpu()
+            recorder["hjb_reference_face_embedding"] = ref_embedding.float().cpu()
+        refiner = FaceRefiner(vae, face_net, ref_embedding, target_boxes, settings, on_iteration=on_iteration,
+                              recorder=recorder)
+        return cls(refiner, settings)
+
+    def is_refined(self, step_index: int) -> bool:
+        return self.settings.is_refined(step_index)
+
+    def refine_x0(self, x0: torch.Tensor, step_index: int, num_steps: int) -> torch.Tensor:
+        refined, losses = self.refiner.refine(x0, self.settings.learning_rate(step_index, num_steps))
+        self.losses.extend(losses)
+        self.refined_steps.append(step_index)
+        return refined

@@ -1,0 +1,139 @@
+"""StableAnimator end to end, as plain functions over a bundle of loaded models.
+
+The stages are separate so the ComfyUI nodes can expose each one (conditioning, sampling, decoding), while
+:func:`animate` chains them for the command line and the parity replay.
+
+Randomness follows the official order on one CPU generator seeded with ``seed``: first the noise that
+augments the reference before VAE encoding (``[1, 3, H, W]``), then the initial latent noise for one window
+(``[1, T, 4, h, w]``). A CPU generator makes a seed give the same video on every device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+
+from . import conditioning as C
+from .decode import decode_latents
+from ..sampling.sampler import VAE_SCALE, Refiner, SamplerCallbacks, SamplerModels, SamplerSettings, initial_noise, sample
+from ..loading.bundle import StableAnimatorModels
+from ..sampling.windows import effective_tile_size
+
+
+@dataclass
+class ConditioningSettings:
+    width: int = 512
+    height: int = 512
+    fps: int = 7
+    motion_bucket_id: float = 127.0
+    noise_aug_strength: float = 0.02
+
+
+def reference_noise(seed: int, width: int, height: int) -> torch.Tensor:
+    """Draw #1 of the official order: the reference's noise augmentation."""
+    g = torch.Generator("cpu").manual_seed(seed)
+    return torch.randn((1, 3, height, width), generator=g, dtype=torch.float32)
+
+
+def latent_noise(seed: int, width: int, height: int, num_frames: int, tile_size: int) -> torch.Tensor:
+    """Draw #2 of the official order (after skipping draw #1): initial noise for one window."""
+    g = torch.Generator("cpu").manual_seed(seed)
+    torch.randn((1, 3, height, width), generator=g, dtype=torch.float32)
+    return initial_noise(g, effective_tile_size(num_frames, tile_size), height // VAE_SCALE, width // VAE_SCALE)
+
+
+@torch.no_grad()
+def clip_embeds(models: StableAnimatorModels, reference: np.ndarray | torch.Tensor,
+                recorder: Optional[dict] = None) -> torch.Tensor:
+    """CLIP image embedding of the reference, ``[1, 1, D]`` float32 on CPU."""
+    pixels = C.clip_pixels(C.to_uint8_rgb(reference))
+    embeds = C.encode_clip(models.image_encoder, pixels).float().cpu()
+    if recorder is not None:
+        recorder.update(clip_pixel_values=pixels, clip_image_embeds=embeds[:, 0])
+    return embeds
+
+
+@torch.no_grad()
+def face_tokens(models: StableAnimatorModels, arcface_embedding: Optional[np.ndarray | torch.Tensor],
+                clip: torch.Tensor, recorder: Optional[dict] = None) -> torch.Tensor:
+    """``[1, 4, D]`` face tokens; ``arcface_embedding=None`` gives zeros, the explicit no-identity mode
+    (the official code only falls back to a zero embedding silently; here it has to be asked for)."""
+    if arcface_embedding is None:
+        tokens = torch.zeros((1, models.face_encoder.num_tokens, clip.shape[-1]))
+    else:
+        tokens = C.encode_face_tokens(models.face_encoder, arcface_embedding, clip).float().cpu()
+    if recorder is not None:
+        recorder["face_encoder_out"] = tokens
+    return tokens
+
+
+@torch.no_grad()
+def reference_latent(models: StableAnimatorModels, reference: np.ndarray | torch.Tensor,
+                     settings: ConditioningSettings, seed: int, recorder: Optional[dict] = None) -> torch.Tensor:
+    """VAE posterior mode of the noise-augmented reference at the generation size, ``[1, 4, h, w]``."""
+    C.check_generation_size(settings.width, settings.height)
+    image = C.vae_input(C.to_uint8_rgb(reference), settings.width, settings.height)
+    noise = reference_noise(seed, settings.width, settings.height)
+    augmented, latent = C.encode_reference_latent(models.vae, image, noise, settings.noise_aug_strength)
+    if recorder is not None:
+        recorder["vae_encoder_input"] = augmented.cpu()
+    return latent.float().cpu()
+
+
+def build_conditioning(models: StableAnimatorModels, reference: np.ndarray | torch.Tensor,
+                       arcface_embedding: Optional[np.ndarray | torch.Tensor],
+                       pose_frames: Sequence[np.ndarray] | torch.Tensor, settings: ConditioningSettings,
+                       seed: int, recorder: Optional[dict] = None) -> C.Conditioning:
+    clip = clip_embeds(models, reference, recorder)
+    tokens = face_tokens(models, arcface_embedding, clip, recorder)
+    latent = reference_latent(models, reference, settings, seed, recorder)
+    return assemble_conditioning(clip, tokens, latent, pose_frames, settings)
+
+
+def assemble_conditioning(clip: torch.Tensor, tokens: torch.Tensor, latent: torch.Tensor,
+                          pose_frames: Sequence[np.ndarray] | torch.Tensor,
+                          settings: ConditioningSettings) -> C.Conditioning:
+    """Skeleton frames (any size; resized to the generation size) + the encoded reference -> Conditioning."""
+    if isinstance(pose_frames, torch.Tensor):
+        pose_frames = list(pose_frames)  # ComfyUI IMAGE batch [F, H, W, 3]
+    if len(pose_frames) == 0:
+        raise ValueError("no skeleton frames were given")
+    poses = C.pose_tensor(pose_frames, settings.width, settings.height)
+    ids = C.added_time_ids(settings.fps, settings.motion_bucket_id, settings.noise_aug_strength)
+    return C.Conditioning(clip, tokens, latent, ids, poses)
+
+
+def run_sampler(models: StableAnimatorModels, cond: C.Conditioning, settings: SamplerSettings,
+                refiner: Optional[Refiner] = None, callbacks: SamplerCallbacks = SamplerCallbacks(),
+                recorder: Optional[dict] = None, device: Optional[torch.device | str] = None) -> torch.Tensor:
+    height, width = cond.size_hw
+    noise = latent_noise(settings.seed, width, height, cond.num_frames, settings.tile_size)
+    return sample(SamplerModels(models.unet, models.pose_net), cond, settings, noise,
+                  device=device or models.device, refiner=refiner, callbacks=callbacks, recorder=recorder,
+                  schedule_config=models.scheduler_config)
+
+
+@dataclass
+class AnimationResult:
+    latents: torch.Tensor  # [1, F, 4, h, w]
+    frames: torch.Tensor  # [F, H, W, 3] float 0..1
+    extras: dict = field(default_factory=dict)
+
+
+def animate(models: StableAnimatorModels, reference: np.ndarray | torch.Tensor,
+            arcface_embedding: Optional[np.ndarray | torch.Tensor], pose_frames: Sequence[np.ndarray] | torch.Tensor,
+            cond_settings: ConditioningSettings, sampler_settings: SamplerSettings, decode_chunk_size: int = 4,
+            refiner: Optional[Refiner] = None, callbacks: SamplerCallbacks = SamplerCallbacks(),
+            recorder: Optional[dict] = None) -> AnimationResult:
+    cond = build_conditioning(models, reference, arcface_embedding, pose_frames, cond_settings,
+                              sampler_settings.seed, recorder)
+    latents = run_sampler(models, cond, sampler_settings, refiner, callbacks, recorder)
+    frames = decode_latents(models.vae, latents, decode_chunk_size)
+    if recorder is not None:
+        recorder["final_latents"] = latents.float().cpu()
+        recorder["frames_float"] = frames
+        recorder["frames_uint8"] = (frames * 255).round()
+    return AnimationResult(latents.float().cpu(), frames)

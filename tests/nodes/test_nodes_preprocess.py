@@ -1,0 +1,76 @@
+"""Preprocessing nodes called directly with the tiny models folder (mock DWPose/antelopev2 ONNX models)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from stableanimator_core.io.video import read_frames, read_image
+
+INPUTS = Path(__file__).resolve().parents[2] / "workflows" / "inputs"
+
+
+def _as_image(frames):
+    return torch.from_numpy(np.stack(frames)).float() / 255.0
+
+
+@pytest.fixture(scope="module")
+def media():
+    reference = read_image(INPUTS / "stableanimator_reference.png")
+    driving, _ = read_frames(INPUTS / "stableanimator_driving.mp4", max_frames=4)
+    return _as_image([reference]), _as_image(driving)
+
+
+def _dwpose(nodes, driving, reference, **kw):
+    args = dict(detector="DWPose/yolox_l.onnx", estimator="DWPose/dw-ll_ucoco_384.onnx", align="global",
+                missing_person="empty", several_people="largest", face_masks_from="skeleton", provider="cpu")
+    args.update(kw)
+    return nodes["StableAnimatorDWPose"]().extract(driving, reference, **args)
+
+
+def test_dwpose_node_outputs(nodes, media):
+    reference, driving = media
+    out = _dwpose(nodes, driving, reference)
+    skeletons, keypoints, masks = out["result"]
+    assert skeletons.shape == (4, 320, 320, 3) and skeletons.dtype == torch.float32
+    assert skeletons.max() > 0.5  # something was drawn
+    assert len(keypoints) == 4 and keypoints[0]["canvas_width"] == 320
+    assert masks.shape == (4, 320, 320) and set(masks.unique().tolist()) <= {0.0, 1.0}
+    assert out["ui"] == {}  # no preview files outside ComfyUI
+
+
+def test_keypoints_redraw_to_the_same_skeletons(nodes, media):
+    reference, driving = media
+    skeletons, keypoints, masks = _dwpose(nodes, driving, reference)["result"]
+    redrawn, masks2 = nodes["StableAnimatorPoseFromKeypoints"]().draw(keypoints, "none", "empty")
+    assert redrawn.shape == skeletons.shape
+    assert (redrawn - skeletons).abs().max() <= 2 / 255  # keypoints JSON rounds coordinates
+    assert torch.equal(masks2, masks)
+
+
+def test_dwpose_missing_person_policy_error(nodes, media):
+    reference, _ = media
+    dark = torch.zeros(3, 64, 64, 3)
+    with pytest.raises(Exception, match="frame 0"):
+        _dwpose(nodes, dark, reference, missing_person="error")
+    with pytest.raises(Exception, match="no person found in any"):
+        _dwpose(nodes, dark, reference, missing_person="empty")
+
+
+def test_face_embed_identity_and_no_identity(nodes, media):
+    reference, _ = media
+    face, mask = nodes["StableAnimatorFaceEmbed"]().embed(reference, "identity", "cpu")
+    assert face.embedding.shape == (512,) and np.isfinite(face.embedding).all()
+    y0, y1, x0, x1 = face.box
+    assert 0 <= y0 < y1 < 320 and 0 <= x0 < x1 < 320
+    assert mask.shape == (1, 320, 320) and mask.sum() == (y1 - y0 + 1) * (x1 - x0 + 1)
+    none, empty = nodes["StableAnimatorFaceEmbed"]().embed(reference, "no_identity", "cpu")
+    assert none.embedding is None and empty.sum() == 0
+
+
+def test_face_embed_without_a_face_says_so(nodes):
+    with pytest.raises(Exception, match="No face found in the reference image"):
+        nodes["StableAnimatorFaceEmbed"]().embed(torch.zeros(1, 96, 96, 3), "identity", "cpu")
