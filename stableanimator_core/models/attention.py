@@ -82,18 +82,17 @@ class IDCrossAttention(Attention):
         self.num_id_tokens = num_id_tokens
         self.processor = IDAdapterProcessor(heads * dim_head, cross_attention_dim)
 
-    def forward(self, hidden_states: torch.Tensor, context: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, hidden_states: torch.Tensor, context: Optional[torch.Tensor] = None,
+                id_scale: float = 1.0) -> torch.Tensor:
+        """``id_scale`` is the official processor's ``scale`` (1.0): ``to_out(A + id_scale * I')``. At 0 the ID
+        branch is not computed at all."""
         assert context is not None, "the ID cross-attention needs a context"
         context = context.to(hidden_states.dtype)
         n_clip = context.shape[1] - self.num_id_tokens
         clip_ctx, id_ctx = context[:, :n_clip], context[:, n_clip:]
         n, length, _ = hidden_states.shape
 
-        q = _split_heads(self.to_q(hidden_states), self.heads)
-        id_k = _split_heads(self.processor.id_to_k(id_ctx), self.heads)
-        id_v = _split_heads(self.processor.id_to_v(id_ctx), self.heads)
-        id_out = _merge_heads(F.scaled_dot_product_attention(q, id_k, id_v))
-
+        q = None
         if n_clip == 1:
             clip_vec = self.to_v(clip_ctx)  # [N, 1, C]: every query gets exactly this
             channels = clip_vec.shape[-1]
@@ -103,16 +102,32 @@ class IDCrossAttention(Attention):
             std_a = (sq / (length * channels - 1)).sqrt()
             clip_out = clip_vec
         else:
+            q = _split_heads(self.to_q(hidden_states), self.heads)
             k = _split_heads(self.to_k(clip_ctx), self.heads)
             v = _split_heads(self.to_v(clip_ctx), self.heads)
             clip_out = _merge_heads(F.scaled_dot_product_attention(q, k, v))
             mean_a = clip_out.mean(dim=(1, 2), keepdim=True)
             std_a = clip_out.std(dim=(1, 2), keepdim=True)
 
+        if id_scale == 0:
+            # identity off: A alone (broadcast over the queries when A came from the one-token shortcut)
+            return self.to_out[0](clip_out).expand(n, length, -1)
+        if q is None:
+            q = _split_heads(self.to_q(hidden_states), self.heads)
+        id_aligned = self.id_term(q, id_ctx, mean_a, std_a)
+        if id_scale != 1.0:
+            id_aligned = id_aligned * id_scale
+        return self.to_out[0](clip_out + id_aligned)
+
+    def id_term(self, q: torch.Tensor, id_ctx: torch.Tensor, mean_a: torch.Tensor,
+                std_a: torch.Tensor) -> torch.Tensor:
+        """The ID adapter's output ``I'``: attention to the face tokens, moved to the moments of ``A``."""
+        id_k = _split_heads(self.processor.id_to_k(id_ctx), self.heads)
+        id_v = _split_heads(self.processor.id_to_v(id_ctx), self.heads)
+        id_out = _merge_heads(F.scaled_dot_product_attention(q, id_k, id_v))
         mean_i = id_out.mean(dim=(1, 2), keepdim=True)
         std_i = id_out.std(dim=(1, 2), keepdim=True)
-        id_aligned = (id_out - mean_i) * (std_a / (std_i + 1e-5)) + mean_a
-        return self.to_out[0](clip_out + id_aligned)
+        return (id_out - mean_i) * (std_a / (std_i + 1e-5)) + mean_a
 
 
 class FeedForward(nn.Module):
@@ -149,9 +164,9 @@ class SpatialTransformerBlock(nn.Module):
         self.norm3 = nn.LayerNorm(dim)
         self.ff = FeedForward(dim)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor, id_scale: float = 1.0) -> torch.Tensor:
         x = self.attn1(self.norm1(x)) + x
-        x = self.attn2(self.norm2(x), context) + x
+        x = self.attn2(self.norm2(x), context, id_scale) + x
         return self.ff(self.norm3(x)) + x
 
 
@@ -212,7 +227,8 @@ class TransformerSpatioTemporal(nn.Module):
         self.in_channels = in_channels
 
     def forward(
-        self, x: torch.Tensor, context: torch.Tensor, clip_token: torch.Tensor, num_frames: int
+        self, x: torch.Tensor, context: torch.Tensor, clip_token: torch.Tensor, num_frames: int,
+        id_scale: float = 1.0,
     ) -> torch.Tensor:
         """``x`` ``[B*F, C, H, W]``; ``context`` ``[B*F, T, D]`` (CLIP + face tokens); ``clip_token`` ``[B, 1, D]``."""
         from .embeddings import sinusoidal_embedding
@@ -226,7 +242,7 @@ class TransformerSpatioTemporal(nn.Module):
         frame_emb = self.time_pos_embed(sinusoidal_embedding(frame_index, self.in_channels).to(h.dtype))[:, None, :]
 
         for block, temporal_block in zip(self.transformer_blocks, self.temporal_transformer_blocks):
-            h = block(h, context)
+            h = block(h, context, id_scale)
             h_mix = temporal_block(h + frame_emb, num_frames, clip_token)
             h = self.time_mixer(h, h_mix)
 

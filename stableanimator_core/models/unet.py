@@ -103,12 +103,12 @@ class DownBlock(nn.Module):
             self.attentions = None
         self.downsamplers = nn.ModuleList([Downsample2D(out_ch)]) if add_downsample else None
 
-    def forward(self, x, temb_act, ctx, clip_token, num_frames):
+    def forward(self, x, temb_act, ctx, clip_token, num_frames, id_scale: float = 1.0):
         skips = []
         for i, resnet in enumerate(self.resnets):
             x = resnet(x, temb_act, num_frames)
             if self.attentions is not None:
-                x = self.attentions[i](x, ctx, clip_token, num_frames)
+                x = self.attentions[i](x, ctx, clip_token, num_frames, id_scale)
             skips.append(x)
         if self.downsamplers is not None:
             x = self.downsamplers[0](x)
@@ -135,12 +135,12 @@ class UpBlock(nn.Module):
             self.attentions = None
         self.upsamplers = nn.ModuleList([Upsample2D(out_ch)]) if add_upsample else None
 
-    def forward(self, x, skips, temb_act, ctx, clip_token, num_frames):
+    def forward(self, x, skips, temb_act, ctx, clip_token, num_frames, id_scale: float = 1.0):
         for i, resnet in enumerate(self.resnets):
             x = torch.cat([x, skips.pop()], dim=1)
             x = resnet(x, temb_act, num_frames)
             if self.attentions is not None:
-                x = self.attentions[i](x, ctx, clip_token, num_frames)
+                x = self.attentions[i](x, ctx, clip_token, num_frames, id_scale)
         if self.upsamplers is not None:
             x = self.upsamplers[0](x)
         return x
@@ -153,9 +153,9 @@ class MidBlock(nn.Module):
         self.attentions = nn.ModuleList([TransformerSpatioTemporal(heads, ch // heads, ch, cross_dim, num_id_tokens,
                                                                    depth)])
 
-    def forward(self, x, temb_act, ctx, clip_token, num_frames):
+    def forward(self, x, temb_act, ctx, clip_token, num_frames, id_scale: float = 1.0):
         x = self.resnets[0](x, temb_act, num_frames)
-        x = self.attentions[0](x, ctx, clip_token, num_frames)
+        x = self.attentions[0](x, ctx, clip_token, num_frames, id_scale)
         return self.resnets[1](x, temb_act, num_frames)
 
 
@@ -216,6 +216,7 @@ class StableAnimatorUNet(nn.Module):
         encoder_hidden_states: torch.Tensor,
         added_time_ids: torch.Tensor,
         pose_latents: Optional[torch.Tensor] = None,
+        id_scale: float = 1.0,
     ) -> torch.Tensor:
         """
         sample: ``[B, F, in_channels, h, w]`` (noisy latents scaled for the model, then the reference latents).
@@ -223,6 +224,8 @@ class StableAnimatorUNet(nn.Module):
         encoder_hidden_states: ``[B, 1 + num_id_tokens, D]`` (CLIP token, then the face tokens).
         added_time_ids: ``[B, 3]`` = ``[fps-1, motion_bucket_id, noise_aug_strength]``.
         pose_latents: PoseNet output, ``[F, C0, h, w]`` added to every sample or ``[B, F, C0, h, w]`` per sample.
+        id_scale: weight of the ID adapter's output in every spatial cross-attention (official ``scale`` 1.0;
+            0 skips the ID adapter).
         """
         batch, frames = sample.shape[:2]
         dtype = self.dtype
@@ -249,13 +252,13 @@ class StableAnimatorUNet(nn.Module):
 
         skips = [x]
         for block in self.down_blocks:
-            x, block_skips = block(x, temb_act, ctx, clip_token, frames)
+            x, block_skips = block(x, temb_act, ctx, clip_token, frames, id_scale)
             skips.extend(block_skips)
-        x = self.mid_block(x, temb_act, ctx, clip_token, frames)
+        x = self.mid_block(x, temb_act, ctx, clip_token, frames, id_scale)
         for block in self.up_blocks:
             n = len(block.resnets)
             block_skips, skips = skips[-n:], skips[:-n]
-            x = block(x, block_skips, temb_act, ctx, clip_token, frames)
+            x = block(x, block_skips, temb_act, ctx, clip_token, frames, id_scale)
 
         x = self.conv_out(F.silu(self.conv_norm_out(x)))
         return x.reshape(batch, frames, *x.shape[1:])
