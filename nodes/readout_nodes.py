@@ -10,6 +10,7 @@ from ..stableanimator_core.identity import load_antelopev2
 from ..stableanimator_core.identity.score import plot_scores, score_frames
 from . import comfy_bridge as bridge
 from .handles import FACE
+from .node_text import text_ui
 
 
 class StableAnimatorIdentityScore:
@@ -21,7 +22,8 @@ class StableAnimatorIdentityScore:
     RETURN_TYPES = ("FLOAT", "STRING", "IMAGE")
     RETURN_NAMES = ("scores", "summary", "plot")
     OUTPUT_IS_LIST = (True, False, False)
-    OUTPUT_TOOLTIPS = ("Similarity per frame (-1 where no face was found).", "Mean / min / worst frame.",
+    OUTPUT_TOOLTIPS = ("Similarity per frame (-1 where no face was found).",
+                       "Mean / min / worst frame / frames without a face (also shown on the node).",
                        "Similarity over frames; red x = no face found.")
     OUTPUT_NODE = True
 
@@ -41,7 +43,8 @@ class StableAnimatorIdentityScore:
         result = score_frames([to_uint8_rgb(f) for f in frames], face.embedding, model)
         plot = plot_scores(result)
         values = [-1.0 if s is None else float(s) for s in result.scores]
-        return {"ui": {"text": [result.summary()]},
+        # "text" for API clients; the text panel on the node for people comparing runs
+        return {"ui": {"text": [result.summary()], **text_ui((result.summary(), False))},
                 "result": (values, result.summary(), torch.from_numpy(plot).float()[None] / 255.0)}
 
 

@@ -42,7 +42,8 @@ class IdentityScores:
         if not self.valid:
             return f"identity: no face found in any of {len(self.scores)} frames"
         return (f"identity (ArcFace cosine): mean {self.mean:.3f}, min {self.minimum:.3f} at frame "
-                f"{self.worst_frame}, {len(self.scores) - missing}/{len(self.scores)} frames with a face")
+                f"{self.worst_frame}, {len(self.scores) - missing}/{len(self.scores)} frames with a face, "
+                f"{missing} without")
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -17,7 +17,7 @@ INPUTS = Path(__file__).resolve().parents[2] / "workflows" / "inputs"
 def test_summary_and_worst_frame():
     r = IdentityScores([0.9, None, 0.5, 0.7])
     assert r.mean == pytest.approx(0.7) and r.minimum == 0.5 and r.worst_frame == 2
-    assert r.summary() == "identity (ArcFace cosine): mean 0.700, min 0.500 at frame 2, 3/4 frames with a face"
+    assert r.summary() == "identity (ArcFace cosine): mean 0.700, min 0.500 at frame 2, 3/4 frames with a face, 1 without"
     assert IdentityScores([None, None]).summary() == "identity: no face found in any of 2 frames"
     assert cosine(np.array([1.0, 0]), np.array([2.0, 0])) == pytest.approx(1.0)
 
@@ -44,6 +44,9 @@ def test_identity_score_node_on_a_real_photo(pack, standalone_models):
     assert summary.startswith("identity (ArcFace cosine): mean") and "2/3 frames with a face" in summary
     assert plot.shape == (1, 260, 640, 3)
     assert out["ui"]["text"] == [summary]
+    # the summary is shown on the node (web/js/stableanimator.js draws stableanimator_text)
+    assert out["ui"]["stableanimator_text"] == [{"text": summary, "level": "info"}]
+    assert "2/3 frames with a face, 1 without" in summary
 
 
 def test_identity_score_needs_an_identity(pack, standalone_models):
