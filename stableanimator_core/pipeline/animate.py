@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from . import conditioning as C
+from .controls import OFFICIAL, TermWindow
 from .decode import decode_latents
 from ..sampling.sampler import VAE_SCALE, Refiner, SamplerCallbacks, SamplerModels, SamplerSettings, initial_noise, sample
 from ..loading.bundle import StableAnimatorModels
@@ -30,6 +31,11 @@ class ConditioningSettings:
     fps: int = 7
     motion_bucket_id: float = 127.0
     noise_aug_strength: float = 0.02
+    identity: TermWindow = OFFICIAL
+    pose: TermWindow = OFFICIAL
+    # SVD's first frame is often blurry (official issue #94): generate one more frame on a copy of the first
+    # pose and drop it, so the video keeps its length
+    first_frame_fix: bool = False
 
 
 def reference_noise(seed: int, width: int, height: int) -> torch.Tensor:
@@ -101,9 +107,19 @@ def assemble_conditioning(clip: torch.Tensor, tokens: torch.Tensor, latent: torc
         pose_frames = list(pose_frames)  # ComfyUI IMAGE batch [F, H, W, 3]
     if len(pose_frames) == 0:
         raise ValueError("no skeleton frames were given")
-    poses = C.pose_tensor(pose_frames, settings.width, settings.height)
+    settings.identity.validate("identity")
+    settings.pose.validate("pose")
+    leading = 1 if settings.first_frame_fix else 0
+    poses = C.pose_tensor([pose_frames[0]] * leading + list(pose_frames), settings.width, settings.height)
     ids = C.added_time_ids(settings.fps, settings.motion_bucket_id, settings.noise_aug_strength)
-    return C.Conditioning(clip, tokens, latent, ids, poses)
+    return C.Conditioning(clip, tokens, latent, ids, poses, settings.identity, settings.pose, leading)
+
+
+def drop_leading_frames(latents: torch.Tensor, count: int) -> torch.Tensor:
+    """``[1, F, ...]`` latents without the first ``count`` frames (the first-frame fix's extra frame)."""
+    if count and latents.shape[1] <= count:
+        raise ValueError(f"cannot drop {count} leading frame(s) from {latents.shape[1]}")
+    return latents[:, count:]
 
 
 def run_sampler(models: StableAnimatorModels, cond: C.Conditioning, settings: SamplerSettings,
@@ -130,7 +146,8 @@ def animate(models: StableAnimatorModels, reference: np.ndarray | torch.Tensor,
             recorder: Optional[dict] = None) -> AnimationResult:
     cond = build_conditioning(models, reference, arcface_embedding, pose_frames, cond_settings,
                               sampler_settings.seed, recorder)
-    latents = run_sampler(models, cond, sampler_settings, refiner, callbacks, recorder)
+    latents = drop_leading_frames(run_sampler(models, cond, sampler_settings, refiner, callbacks, recorder),
+                                  cond.leading_frames)
     frames = decode_latents(models.vae, latents, decode_chunk_size)
     if recorder is not None:
         recorder["final_latents"] = latents.float().cpu()

@@ -19,6 +19,8 @@ import PIL.Image
 import torch
 import torch.nn.functional as F
 
+from .controls import OFFICIAL, TermWindow
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -32,10 +34,18 @@ class Conditioning:
     image_latents: torch.Tensor  # [1, 4, h, w], unscaled posterior mode
     added_time_ids: torch.Tensor  # [1, 3]
     pose_frames: torch.Tensor  # [F, 3, H, W] in [-1, 1]
+    identity: TermWindow = OFFICIAL  # ID adapter strength and step range
+    pose: TermWindow = OFFICIAL  # PoseNet feature strength and step range
+    leading_frames: int = 0  # first frames generated only to be dropped (the first-frame fix)
 
     @property
     def num_frames(self) -> int:
+        """Frames the sampler generates (``leading_frames`` of them are dropped from the video)."""
         return int(self.pose_frames.shape[0])
+
+    @property
+    def output_frames(self) -> int:
+        return self.num_frames - self.leading_frames
 
     @property
     def size_hw(self) -> tuple[int, int]:

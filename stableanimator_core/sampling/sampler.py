@@ -7,6 +7,9 @@ What it does differently, all exact (no value changes beyond float rounding):
 * the unconditional and conditional passes of a window share one UNet call (batch 2); the unconditional half
   gets zero pose features, which is what "no pose" adds;
 * the per-frame reference latents are broadcast, not materialised for every frame twice.
+
+The conditioning's pose and identity terms (``Conditioning.pose`` / ``.identity``, see ``controls``) set, per
+step, the PoseNet feature multiplier and the ID adapter's scale; where a term is off it is not computed.
 """
 
 from __future__ import annotations
@@ -120,12 +123,14 @@ def sample(
     weights = window_weights(tile, device=device)
 
     pose_bytes = num_frames * pose_net.final_proj.out_channels * h * w * torch.finfo(dtype).bits // 8
-    pose_all = (_pose_features(pose_net, cond.pose_frames, device, dtype)
-                if pose_bytes <= settings.pose_cache_bytes else None)
+    pose_cache: dict[str, torch.Tensor] = {}
 
     def pose_for(idx: list[int]) -> torch.Tensor:
-        if pose_all is not None:
-            return pose_all[idx]
+        # computed on the first step that uses pose: a video whose pose term is off never runs PoseNet
+        if pose_bytes <= settings.pose_cache_bytes:
+            if "all" not in pose_cache:
+                pose_cache["all"] = _pose_features(pose_net, cond.pose_frames, device, dtype)
+            return pose_cache["all"][idx]
         return pose_net(cond.pose_frames[idx].to(device, dtype))
 
     if recorder is not None:
@@ -136,6 +141,9 @@ def sample(
     calls_done = 0
     for i in range(settings.steps):
         sigma, t = sigmas[i], timesteps[i]
+        # strength and step range of the pose and identity terms (cond.pose / cond.identity); 0 = not computed
+        pose_scale = cond.pose.scale(i, settings.steps)
+        id_scale = cond.identity.scale(i, settings.steps)
         scaled = scale_model_input(latents, sigma).to(dtype)  # [1, F, 4, h, w]
         # blended in float32 whatever the UNet precision
         pred = torch.zeros((2, num_frames, LATENT_CHANNELS, h, w), device=device)
@@ -146,13 +154,16 @@ def sample(
             # the unconditional branch sees zero reference latents, zero context and no pose (official)
             x_u = torch.cat([noisy, torch.zeros_like(noisy)], dim=2)
             x_c = torch.cat([noisy, ref_latents[:, None].expand(1, n, -1, -1, -1)], dim=2)
-            pose = pose_for(idx)
+            pose = pose_for(idx) if pose_scale else None
+            if pose is not None and pose_scale != 1.0:
+                pose = pose * pose_scale
             if settings.batch_cfg:
-                out = unet(torch.cat([x_u, x_c]), t, ehs, time_ids, torch.stack([torch.zeros_like(pose), pose]))
+                batch_pose = None if pose is None else torch.stack([torch.zeros_like(pose), pose])
+                out = unet(torch.cat([x_u, x_c]), t, ehs, time_ids, batch_pose, id_scale=id_scale)
                 out_u, out_c = out[:1], out[1:]
             else:
-                out_u = unet(x_u, t, ehs[:1], time_ids[:1], None)
-                out_c = unet(x_c, t, ehs[1:], time_ids[1:], pose)
+                out_u = unet(x_u, t, ehs[:1], time_ids[:1], None, id_scale=id_scale)
+                out_c = unet(x_c, t, ehs[1:], time_ids[1:], pose, id_scale=id_scale)
             if recorder is not None and i == 0 and wi == 0:
                 _record_first_calls(recorder, x_u, x_c, t, ehs, time_ids, pose, out_u, out_c)
             wv = weights[:, None, None, None]
