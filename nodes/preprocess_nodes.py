@@ -1,4 +1,5 @@
-"""Preprocessing nodes: DWPose skeletons aligned to the reference, skeletons from POSE_KEYPOINT, ArcFace identity."""
+"""Preprocessing nodes: reference framing, DWPose skeletons aligned to the reference (with the first-pose check),
+skeletons from POSE_KEYPOINT, ArcFace identity."""
 
 from __future__ import annotations
 
@@ -10,13 +11,17 @@ from ..stableanimator_core.boxes import box_from_xyxy, masks_from_boxes
 from ..stableanimator_core.pipeline.conditioning import to_uint8_rgb
 from ..stableanimator_core.errors import InputError
 from ..stableanimator_core.pose.face_masks import FACE_MASK_SOURCES, sequence_face_boxes
+from ..stableanimator_core.framing import (
+    CROP_ANCHORS, FRAMING_MODES, face_finder, frame_reference, person_finder, subject_box,
+)
 from ..stableanimator_core.identity import load_antelopev2, reference_identity
 from ..stableanimator_core.pose import (
-    ALIGN_MODES, MISSING_POLICIES, PERSON_CHOICES, DWPose, extract_poses, from_openpose_json,
+    ALIGN_MODES, MISSING_POLICIES, PERSON_CHOICES, DWPose, check_first_pose, extract_poses, from_openpose_json,
     render_skeletons, sequence_from_poses, to_openpose_json,
 )
 from . import comfy_bridge as bridge
 from .handles import FACE, POSE_KEYPOINT, FaceIdentity
+from .node_text import text_ui
 from .pose_preview import pose_preview_ui
 
 log = logging.getLogger("StableAnimator")
@@ -36,6 +41,64 @@ def _frames(images: torch.Tensor, what: str) -> list[np.ndarray]:
 
 def _images(frames: list[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(np.stack(frames)).float() / 255.0
+
+
+def _first_pose_ui(seq, align: str) -> dict:
+    check = check_first_pose(seq, align)
+    (log.warning if check.warning else log.info)("%s", check.message)
+    return text_ui((check.message, check.warning))
+
+
+class StableAnimatorFrameReference:
+    DESCRIPTION = ("Fits the reference photo to the video's aspect ratio before anything else looks at it. stretch "
+                   "(official): unchanged, later squashed to width x height. crop: the largest window of the video's "
+                   "aspect, centred on the image, the detected person or the detected face. pad: the whole photo on "
+                   "a canvas of the video's aspect, filled with its border colour. Feed the framed image to DWPose, "
+                   "Face Embed, CLIP Encode and Conditioning alike, and width/height to Conditioning, so the "
+                   "skeletons, the face box and the latent all match.")
+    CATEGORY = CATEGORY
+    FUNCTION = "frame"
+    RETURN_TYPES = ("IMAGE", "INT", "INT")
+    RETURN_NAMES = ("reference", "width", "height")
+    OUTPUT_TOOLTIPS = ("The framed reference (the photo's own pixels: cropped or padded, never resampled).",
+                       "The video width, for StableAnimator Conditioning.",
+                       "The video height, for StableAnimator Conditioning.")
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "reference": ("IMAGE", {"tooltip": "The reference photo."}),
+            "width": ("INT", {"default": 512, "min": 64, "max": 2048, "step": 64,
+                              "tooltip": "Video width (trained: 512x512 and 576x1024)."}),
+            "height": ("INT", {"default": 512, "min": 64, "max": 2048, "step": 64, "tooltip": "Video height."}),
+            "framing": (list(FRAMING_MODES), {"default": "stretch",
+                                              "tooltip": "stretch = official (squashed to width x height). crop: "
+                                                         "cut to the video's aspect. pad: extend to it with the "
+                                                         "border colour."}),
+            "crop_on": (list(CROP_ANCHORS), {"default": "center",
+                                             "tooltip": "Where a crop is centred: the image centre, the largest "
+                                                        "person (DWPose's detector) or the largest face "
+                                                        "(antelopev2). Ignored by stretch and pad."}),
+            "detector": (_onnx_choices("yolox", "DWPose/yolox_l.onnx"),
+                         {"tooltip": "YOLOX person detector, used only for crop_on = person."}),
+            "provider": (PROVIDERS, {"default": "auto", "tooltip": "onnxruntime device for the detectors."}),
+        }}
+
+    def frame(self, reference, width, height, framing, crop_on, detector, provider):
+        ref = _frames(reference, "reference")[0]
+        find = None
+        if framing == "crop" and crop_on == "person":
+            find = person_finder(str(bridge.resolve_file(bridge.STABLEANIMATOR_FOLDER, detector, "DWPose detector")),
+                                 provider)
+        elif framing == "crop" and crop_on == "face":
+            find = face_finder(load_antelopev2(str(bridge.insightface_root()), provider))
+        box = subject_box(ref, crop_on, find) if find is not None else None
+        framed, framing_map = frame_reference(ref, width, height, framing, crop_on if box else "center", box)
+        if framing != "stretch":
+            oh, ow = framing_map.source_hw
+            log.info("reference framed (%s%s): %dx%d -> %dx%d", framing, f" on the {crop_on}" if box else "",
+                     ow, oh, framed.shape[1], framed.shape[0])
+        return (_images([framed]), width, height)
 
 
 class StableAnimatorDWPose:
@@ -101,7 +164,7 @@ class StableAnimatorDWPose:
             face_model = load_antelopev2(str(bridge.insightface_root()), provider)
         boxes = sequence_face_boxes(seq, seq.height, seq.width, face_masks_from, frames, face_model)
         masks = masks_from_boxes(boxes, seq.height, seq.width)
-        return {"ui": pose_preview_ui(ref, skeletons),
+        return {"ui": {**pose_preview_ui(ref, skeletons), **_first_pose_ui(seq, align)},
                 "result": (_images(skeletons), to_openpose_json(seq.aligned), masks)}
 
 
@@ -139,7 +202,9 @@ class StableAnimatorPoseFromKeypoints:
         seq = sequence_from_poses(ref, poses, align=align, missing=missing_person)
         skeletons = list(render_skeletons(seq))
         boxes = sequence_face_boxes(seq, seq.height, seq.width)
-        return (_images(skeletons), masks_from_boxes(boxes, seq.height, seq.width))
+        result = (_images(skeletons), masks_from_boxes(boxes, seq.height, seq.width))
+        # without the reference's keypoints there is nothing to compare the first pose with
+        return {"ui": _first_pose_ui(seq, align) if reference_keypoints is not None else {}, "result": result}
 
 
 class StableAnimatorFaceEmbed:
@@ -176,11 +241,13 @@ class StableAnimatorFaceEmbed:
 
 
 NODE_CLASS_MAPPINGS = {
+    "StableAnimatorFrameReference": StableAnimatorFrameReference,
     "StableAnimatorDWPose": StableAnimatorDWPose,
     "StableAnimatorPoseFromKeypoints": StableAnimatorPoseFromKeypoints,
     "StableAnimatorFaceEmbed": StableAnimatorFaceEmbed,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
+    "StableAnimatorFrameReference": "StableAnimator Frame Reference (stretch / crop / pad)",
     "StableAnimatorDWPose": "StableAnimator DWPose (aligned skeletons)",
     "StableAnimatorPoseFromKeypoints": "StableAnimator Skeletons from Keypoints",
     "StableAnimatorFaceEmbed": "StableAnimator Face Embed (ArcFace)",

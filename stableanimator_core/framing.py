@@ -139,3 +139,25 @@ def subject_box(image: np.ndarray, anchor: str,
         raise InputError(f"no {anchor} found in the reference image to centre the crop on: choose another crop "
                          f"anchor (center) or framing (pad, stretch)")
     return box
+
+
+def person_finder(detector_path: str, provider: str = "auto") -> Callable[[np.ndarray], list]:
+    """``find_boxes`` for ``person``: DWPose's YOLOX person detector (the boxes the skeleton uses)."""
+    from .onnx_backend import get_session
+    from .pose.detector import detect_people
+
+    session = get_session(detector_path, provider)
+    return lambda image: list(detect_people(session, image).boxes)
+
+
+def face_finder(model) -> Callable[[np.ndarray], list]:
+    """``find_boxes`` for ``face``: insightface antelopev2 (an ``AntelopeV2``), fed BGR like the identity."""
+    import cv2
+
+    from .identity.reference import detect_with_ladder
+
+    def find(image: np.ndarray) -> list:
+        faces, _ = detect_with_ladder(model, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        return [f.bbox for f in faces]
+
+    return find

@@ -39,13 +39,17 @@ def test_dwpose_node_outputs(nodes, media):
     assert skeletons.max() > 0.5  # something was drawn
     assert len(keypoints) == 4 and keypoints[0]["canvas_width"] == 320
     assert masks.shape == (4, 320, 320) and set(masks.unique().tolist()) <= {0.0, 1.0}
-    assert out["ui"] == {}  # no preview files outside ComfyUI
+    assert "stableanimator_pose_preview" not in out["ui"]  # no preview files outside ComfyUI
+    [check] = out["ui"]["stableanimator_text"]  # the first-pose check, shown on the node
+    assert check["text"].startswith("first-pose check:") and check["level"] in ("info", "warning")
 
 
 def test_keypoints_redraw_to_the_same_skeletons(nodes, media):
     reference, driving = media
     skeletons, keypoints, masks = _dwpose(nodes, driving, reference)["result"]
-    redrawn, masks2 = nodes["StableAnimatorPoseFromKeypoints"]().draw(keypoints, "none", "empty")
+    out = nodes["StableAnimatorPoseFromKeypoints"]().draw(keypoints, "none", "empty")
+    redrawn, masks2 = out["result"]
+    assert out["ui"] == {}  # no reference keypoints: no first-pose check
     assert redrawn.shape == skeletons.shape
     assert (redrawn - skeletons).abs().max() <= 2 / 255  # keypoints JSON rounds coordinates
     assert torch.equal(masks2, masks)
