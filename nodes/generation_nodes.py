@@ -9,6 +9,7 @@ from PIL import Image
 from ..stableanimator_core.pipeline import conditioning as C
 from ..stableanimator_core.pipeline import animate as P
 from ..stableanimator_core.pipeline.decode import decode_latents
+from ..stableanimator_core.sampling.controls import TermWindow
 from ..stableanimator_core.errors import InputError
 from ..stableanimator_core.hjb.sampler_hook import SamplerRefiner
 from ..stableanimator_core.hjb import reference_box, target_boxes_from_masks
@@ -22,6 +23,12 @@ from .stage import DECODE_ADVICE, ENCODE_ADVICE, SAMPLER_ADVICE, gpu_stage
 log = logging.getLogger("StableAnimator")
 CATEGORY = "StableAnimator"
 OFFICIAL_SEED = 23123134
+# extra leading frames (the first-frame fix) travel on the LATENT, so every sampler passes them to the decoder
+LEADING_FRAMES_KEY = "stableanimator_leading_frames"
+
+
+def _percent(default: float, tooltip: str):
+    return ("FLOAT", {"default": default, "min": 0.0, "max": 1.0, "step": 0.01, "tooltip": tooltip})
 
 
 def _single_image(image: torch.Tensor, what: str) -> torch.Tensor:
@@ -97,14 +104,41 @@ class StableAnimatorConditioning:
                                    "control_after_generate": True,
                                    "tooltip": "Seed of the reference's noise augmentation. Give the sampler the same "
                                               "seed to reproduce the official code's random draws exactly."}),
+        }, "optional": {
+            "id_strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05,
+                                      "tooltip": "Weight of the ArcFace identity (the ID adapter's scale; official "
+                                                 "1.0). Lower it if the face looks pasted on or stiff; 0 = no ID "
+                                                 "adapter (the CLIP appearance stays)."}),
+            "id_start_percent": _percent(0.0, "Identity is used from this fraction of the denoising steps on."),
+            "id_end_percent": _percent(1.0, "Identity is used up to this fraction of the steps (1.0 = to the end)."),
+            "pose_strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05,
+                                        "tooltip": "Multiplier of PoseNet's features (official 1.0). Lower it when "
+                                                   "the skeleton's proportions fight the reference's body; 0 = no "
+                                                   "pose."}),
+            "pose_start_percent": _percent(0.0, "Pose is used from this fraction of the denoising steps on."),
+            "pose_end_percent": _percent(1.0, "Pose is used up to this fraction of the steps; ending early lets the "
+                                              "last steps refine details without the skeleton."),
+            "first_frame_fix": ("BOOLEAN", {"default": False,
+                                            "tooltip": "SVD's first frame is often blurry (official issue #94): "
+                                                       "generate one extra frame on a copy of the first pose and drop "
+                                                       "it at decoding. The video keeps its length."}),
         }}
 
     def condition(self, model, reference, clip_embeds, face, pose_images, width, height, fps, motion_bucket_id,
-                  noise_aug_strength, noise_seed):
+                  noise_aug_strength, noise_seed, id_strength=1.0, id_start_percent=0.0, id_end_percent=1.0,
+                  pose_strength=1.0, pose_start_percent=0.0, pose_end_percent=1.0, first_frame_fix=False):
         if pose_images.ndim != 4 or pose_images.shape[0] < 1:
             raise InputError("pose_images must be a batch of skeleton images with at least one frame")
         width, height = _round64(width, "width"), _round64(height, "height")
-        settings = P.ConditioningSettings(width, height, fps, float(motion_bucket_id), noise_aug_strength)
+        identity = TermWindow(float(id_strength), float(id_start_percent), float(id_end_percent))
+        pose = TermWindow(float(pose_strength), float(pose_start_percent), float(pose_end_percent))
+        for window, name in ((identity, "identity"), (pose, "pose")):
+            try:
+                window.validate(name)
+            except ValueError as exc:
+                raise InputError(str(exc)) from exc
+        settings = P.ConditioningSettings(width, height, fps, float(motion_bucket_id), noise_aug_strength,
+                                          identity=identity, pose=pose, first_frame_fix=bool(first_frame_fix))
         ref = _single_image(reference, "reference")
         with gpu_stage([model.encoders, model.vae], "reference encoding", ENCODE_ADVICE):
             embedding = None if face.embedding is None else face.embedding
@@ -115,8 +149,12 @@ class StableAnimatorConditioning:
         face_box = face.box if face.image_hw == ref_uint8.shape[:2] else None
         samples = torch.zeros((cond.num_frames, 4, height // 8, width // 8))
         info = {"width": width, "height": height, "fps": fps, "motion_bucket_id": motion_bucket_id,
-                "noise_aug_strength": noise_aug_strength, "noise_seed": noise_seed}
-        return (AnimationConditioning(cond, ref_uint8, face_box, info), {"samples": samples})
+                "noise_aug_strength": noise_aug_strength, "noise_seed": noise_seed, "id": identity, "pose": pose,
+                "first_frame_fix": bool(first_frame_fix)}
+        latent = {"samples": samples}
+        if cond.leading_frames:
+            latent[LEADING_FRAMES_KEY] = cond.leading_frames
+        return (AnimationConditioning(cond, ref_uint8, face_box, info), latent)
 
 
 class StableAnimatorSampler:
@@ -216,7 +254,8 @@ class StableAnimatorSampler:
             if refiner is not None and refiner.losses:
                 log.info("HJB face loss: first %.4f, last %.4f over %d iterations", refiner.losses[0],
                          refiner.losses[-1], len(refiner.losses))
-        return ({"samples": out[0].float().cpu()},)
+        # other keys of the LATENT (the first-frame fix's count) go on to the decoder, as KSampler passes them
+        return ({**latent, "samples": out[0].float().cpu()},)
 
     @staticmethod
     def _hjb_targets(conditioning: AnimationConditioning, face_masks):
@@ -225,6 +264,9 @@ class StableAnimatorSampler:
             raise InputError("HJB needs per-frame face masks: connect 'face_masks' (e.g. the face_masks output of "
                              "StableAnimator DWPose), or disconnect 'hjb'.")
         height, width = cond.size_hw
+        if cond.leading_frames and face_masks.ndim == 3 and face_masks.shape[0] == cond.output_frames > 1:
+            # one mask per driving frame: the first-frame fix's extra first frame takes the first one
+            face_masks = torch.cat([face_masks[:1]] * cond.leading_frames + [face_masks])
         boxes = target_boxes_from_masks(face_masks, cond.num_frames, height, width)
         if conditioning.reference_face_box is None:
             raise InputError("HJB needs the reference face box: connect the face output of StableAnimator Face Embed "
@@ -236,7 +278,7 @@ class StableAnimatorSampler:
 class StableAnimatorDecode:
     DESCRIPTION = ("Decodes latents to frames with SVD's temporal VAE decoder, decode_chunk_size frames at a time "
                    "(frames inside a chunk are smoothed together; the official value is 4, larger is smoother and "
-                   "needs more VRAM).")
+                   "needs more VRAM). Drops the extra first frame of the first-frame fix.")
     CATEGORY = CATEGORY
     FUNCTION = "decode"
     RETURN_TYPES = ("IMAGE",)
@@ -257,6 +299,10 @@ class StableAnimatorDecode:
         samples = latent["samples"]
         if samples.ndim != 4 or samples.shape[1] != 4:
             raise InputError(f"expected a StableAnimator/SVD latent [frames, 4, h, w], got {tuple(samples.shape)}")
+        leading = int(latent.get(LEADING_FRAMES_KEY, 0))
+        if leading:
+            # the first-frame fix: the extra first frame is dropped before decoding (never shown, never decoded)
+            samples = P.drop_leading_frames(samples[None], leading)[0]
         progress = bridge.Progress(samples.shape[0])
 
         def on_chunk(done, total):
