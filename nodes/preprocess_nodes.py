@@ -11,7 +11,7 @@ from ..stableanimator_core.boxes import box_from_xyxy, masks_from_boxes
 from ..stableanimator_core.pipeline.conditioning import to_uint8_rgb
 from ..stableanimator_core.errors import InputError
 from ..stableanimator_core.pose.face_masks import FACE_MASK_SOURCES, sequence_face_boxes
-from ..stableanimator_core.framing import (
+from ..stableanimator_core.pipeline.framing import (
     CROP_ANCHORS, FRAMING_MODES, face_finder, frame_reference, person_finder, subject_box,
 )
 from ..stableanimator_core.identity import load_antelopev2, reference_identity

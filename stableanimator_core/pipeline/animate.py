@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from . import conditioning as C
-from .controls import OFFICIAL, TermWindow
+from ..sampling.controls import OFFICIAL, TermWindow
 from .decode import decode_latents
 from ..sampling.sampler import VAE_SCALE, Refiner, SamplerCallbacks, SamplerModels, SamplerSettings, initial_noise, sample
 from ..loading.bundle import StableAnimatorModels

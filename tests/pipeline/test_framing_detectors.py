@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stableanimator_core.framing import face_finder, frame_reference, person_finder, subject_box
+from stableanimator_core.pipeline.framing import face_finder, frame_reference, person_finder, subject_box
 from stableanimator_core.identity import load_antelopev2
 from stableanimator_core.identity.reference import reference_identity
 from stableanimator_core.pose import DWPose, extract_poses

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from stableanimator_core import conditioning as C
+from stableanimator_core.pipeline import conditioning as C
 from stableanimator_core.boxes import rescale_box
 from stableanimator_core.errors import InputError
-from stableanimator_core.framing import border_colour, frame_reference, framed_size, subject_box
+from stableanimator_core.pipeline.framing import border_colour, frame_reference, framed_size, subject_box
 
 FACE = (255, 0, 0)
 BACKGROUND = (90, 120, 60)

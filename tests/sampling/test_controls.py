@@ -7,10 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from stableanimator_core.controls import OFFICIAL, TermWindow, step_of_sigma
+from stableanimator_core.sampling.controls import OFFICIAL, TermWindow, step_of_sigma
 from stableanimator_core.models.attention import IDCrossAttention
-from stableanimator_core.pipeline import ConditioningSettings, build_conditioning, run_sampler
-from stableanimator_core.sampler import SamplerCallbacks, SamplerSettings
+from stableanimator_core.pipeline.animate import ConditioningSettings, build_conditioning, run_sampler
+from stableanimator_core.sampling.sampler import SamplerCallbacks, SamplerSettings
 
 SIZE = ConditioningSettings(width=64, height=128)
 FRAMES, TILE, OVERLAP = 5, 3, 1  # two windows
@@ -117,7 +117,7 @@ def test_term_window_rules():
             bad.validate("pose")
     with pytest.raises(ValueError, match="identity"):
         build_conditioning_settings = dataclasses.replace(SIZE, identity=TermWindow(1.0, 0.9, 0.1))
-        from stableanimator_core.pipeline import assemble_conditioning
+        from stableanimator_core.pipeline.animate import assemble_conditioning
 
         assemble_conditioning(torch.zeros(1, 1, 8), torch.zeros(1, 4, 8), torch.zeros(1, 4, 16, 8),
                               [torch.zeros(128, 64, 3)], build_conditioning_settings)

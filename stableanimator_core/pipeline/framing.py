@@ -21,8 +21,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from .boxes import FaceBox
-from .errors import InputError
+from ..boxes import FaceBox
+from ..errors import InputError
 
 FRAMING_MODES = ("stretch", "crop", "pad")
 CROP_ANCHORS = ("center", "person", "face")
@@ -118,7 +118,7 @@ def frame_reference(
 
 def largest_box(boxes_xyxy: Sequence[Sequence[float]], height: int, width: int) -> Optional[FaceBox]:
     """The largest of a detector's ``(x0, y0, x1, y1)`` boxes as an inclusive FaceBox on the image, or None."""
-    from .boxes import box_from_xyxy
+    from ..boxes import box_from_xyxy
 
     best, best_area = None, -1.0
     for b in boxes_xyxy:
@@ -143,8 +143,8 @@ def subject_box(image: np.ndarray, anchor: str,
 
 def person_finder(detector_path: str, provider: str = "auto") -> Callable[[np.ndarray], list]:
     """``find_boxes`` for ``person``: DWPose's YOLOX person detector (the boxes the skeleton uses)."""
-    from .onnx_backend import get_session
-    from .pose.detector import detect_people
+    from ..loading.onnx_backend import get_session
+    from ..pose.detector import detect_people
 
     session = get_session(detector_path, provider)
     return lambda image: list(detect_people(session, image).boxes)
@@ -154,7 +154,7 @@ def face_finder(model) -> Callable[[np.ndarray], list]:
     """``find_boxes`` for ``face``: insightface antelopev2 (an ``AntelopeV2``), fed BGR like the identity."""
     import cv2
 
-    from .identity.reference import detect_with_ladder
+    from ..identity.reference import detect_with_ladder
 
     def find(image: np.ndarray) -> list:
         faces, _ = detect_with_ladder(model, cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
