@@ -37,6 +37,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hjb-iterations", type=int, default=3)
     p.add_argument("--hjb-start", type=int, default=0)
     p.add_argument("--hjb-end", type=int, default=20)
+    p.add_argument("--framing", choices=("stretch", "crop", "pad"), default="stretch",
+                   help="fit the reference to the video's aspect: stretch (official: squashed), crop, or pad with "
+                        "the border colour")
+    p.add_argument("--crop-on", choices=("center", "person", "face"), default="center",
+                   help="where --framing crop centres its window")
+    p.add_argument("--first-frame-fix", action="store_true",
+                   help="generate one extra frame on a copy of the first pose and drop it (SVD's blurry first "
+                        "frame, official issue #94); the video keeps its length")
+    p.add_argument("--id-strength", type=float, default=1.0,
+                   help="weight of the ArcFace identity (the ID adapter's scale; official 1.0, 0 = off)")
+    p.add_argument("--id-start", type=float, default=0.0, help="identity from this fraction of the steps on")
+    p.add_argument("--id-end", type=float, default=1.0, help="identity up to this fraction of the steps")
+    p.add_argument("--pose-strength", type=float, default=1.0,
+                   help="multiplier of PoseNet's features (official 1.0, 0 = off)")
+    p.add_argument("--pose-start", type=float, default=0.0, help="pose from this fraction of the steps on")
+    p.add_argument("--pose-end", type=float, default=1.0, help="pose up to this fraction of the steps")
     p.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
                    help="onnxruntime device for DWPose and ArcFace")
 

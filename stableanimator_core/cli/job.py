@@ -1,6 +1,7 @@
 """The whole job without ComfyUI: reference photo + driving video -> identity-preserving animation mp4.
 
-Stages, as the nodes run them: DWPose skeletons aligned to the reference -> ArcFace identity of the reference ->
+Stages, as the nodes run them: reference framing -> DWPose skeletons aligned to the framed reference (and the
+first-pose check) -> ArcFace identity of the reference ->
 CLIP / VAE / face-token conditioning -> sampling (windows, optional HJB with face boxes from the skeletons) ->
 chunked decoding -> H.264 mp4.
 """
@@ -51,6 +52,15 @@ class AnimateOptions:
     hjb_start: int = 0
     hjb_end: int = 20
     provider: str = "auto"
+    framing: str = "stretch"  # stretch (official) | crop | pad
+    crop_on: str = "center"  # center | person | face
+    first_frame_fix: bool = False
+    id_strength: float = 1.0
+    id_start: float = 0.0
+    id_end: float = 1.0
+    pose_strength: float = 1.0
+    pose_start: float = 0.0
+    pose_end: float = 1.0
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -65,11 +75,20 @@ def run_animation(opts: AnimateOptions) -> Path:
     from ..pipeline.decode import decode_latents
     from ..identity import load_antelopev2, reference_identity
     from ..loading.components import load_models
-    from ..pose import DWPose, extract_poses, render_skeletons
+    from ..pipeline.framing import face_finder, frame_reference, person_finder, subject_box
+    from ..pose import DWPose, check_first_pose, extract_poses, render_skeletons
+    from ..sampling.controls import TermWindow
     from ..sampling.sampler import SamplerSettings
     from ..io.video import read_frames, read_image, write_mp4
 
     check_generation_size(opts.width, opts.height)
+    identity_window = TermWindow(opts.id_strength, opts.id_start, opts.id_end)
+    pose_window = TermWindow(opts.pose_strength, opts.pose_start, opts.pose_end)
+    for window, name in ((identity_window, "identity"), (pose_window, "pose")):
+        try:
+            window.validate(name)
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
     layout = ModelLayout.from_models_dir(opts.models)
     layout.require(["unet", "pose_net", "face_encoder", "svd", "dwpose_detector", "dwpose_estimator"]
                    + ([] if opts.no_identity else ["insightface_root"]) + (["face_embedder"] if opts.hjb else []))
@@ -77,18 +96,31 @@ def run_animation(opts: AnimateOptions) -> Path:
     dtype = resolve_dtype(opts.precision, device)
 
     t = time.perf_counter()
+    face_model = None
+    if not opts.no_identity or (opts.framing == "crop" and opts.crop_on == "face"):
+        face_model = load_antelopev2(str(layout.insightface_root), opts.provider)
+    # every stage below sees the framed reference: pose alignment, face box, CLIP, latent, HJB crop
     reference = read_image(opts.reference)
+    if opts.framing == "crop" and opts.crop_on != "center":
+        find = (person_finder(str(layout.dwpose_detector), opts.provider) if opts.crop_on == "person"
+                else face_finder(face_model))
+        box = subject_box(reference, opts.crop_on, find)
+    else:
+        box = None
+    reference, _ = frame_reference(reference, opts.width, opts.height, opts.framing,
+                                   opts.crop_on if box else "center", box)
     frames, source_fps = read_frames(opts.driving, opts.max_frames, opts.frame_stride)
     poses = extract_poses(reference, frames, DWPose(str(layout.dwpose_detector), str(layout.dwpose_estimator),
                                                     provider=opts.provider), align=opts.align, missing=opts.missing)
     skeletons = list(render_skeletons(poses))
+    check = check_first_pose(poses, opts.align)
+    (log.warning if check.warning else log.info)("%s", check.message)
     _timed(opts, "pose", t)
 
     t = time.perf_counter()
     identity = None
     if not opts.no_identity:
-        identity = reference_identity(reference, load_antelopev2(str(layout.insightface_root), opts.provider),
-                                      image_name=str(opts.reference))
+        identity = reference_identity(reference, face_model, image_name=str(opts.reference))
     _timed(opts, "identity", t)
 
     t = time.perf_counter()
@@ -96,18 +128,20 @@ def run_animation(opts: AnimateOptions) -> Path:
     _timed(opts, "load", t)
 
     t = time.perf_counter()
-    cond_settings = P.ConditioningSettings(opts.width, opts.height)
+    cond_settings = P.ConditioningSettings(opts.width, opts.height, identity=identity_window, pose=pose_window,
+                                           first_frame_fix=opts.first_frame_fix)
     cond = P.build_conditioning(models, reference, None if identity is None else identity.embedding, skeletons,
                                 cond_settings, opts.seed)
     _timed(opts, "conditioning", t)
 
     refiner = None
     if opts.hjb:
-        refiner = _hjb_refiner(opts, models, reference, identity, poses)
+        refiner = _hjb_refiner(opts, models, reference, identity, poses, cond.leading_frames)
     t = time.perf_counter()
     settings = SamplerSettings(steps=opts.steps, min_guidance=opts.guidance, max_guidance=opts.guidance,
                                tile_size=opts.tile_size, tile_overlap=opts.tile_overlap, seed=opts.seed)
-    latents = P.run_sampler(models, cond, settings, refiner, device=device)
+    latents = P.drop_leading_frames(P.run_sampler(models, cond, settings, refiner, device=device),
+                                    cond.leading_frames)
     _timed(opts, "sampling", t)
 
     t = time.perf_counter()
@@ -118,7 +152,7 @@ def run_animation(opts: AnimateOptions) -> Path:
     return path
 
 
-def _hjb_refiner(opts: AnimateOptions, models, reference: np.ndarray, identity, poses):
+def _hjb_refiner(opts: AnimateOptions, models, reference: np.ndarray, identity, poses, leading_frames: int = 0):
     from ..boxes import box_from_xyxy
     from ..hjb.sampler_hook import SamplerRefiner
     from ..hjb import HJBSettings
@@ -130,6 +164,7 @@ def _hjb_refiner(opts: AnimateOptions, models, reference: np.ndarray, identity, 
     if ref_box is None:
         raise InputError(f"the reference face box {identity.box} lies outside the image")
     targets = face_boxes_from_poses(poses.aligned, opts.height, opts.width)
+    targets = targets[:1] * leading_frames + targets  # the first-frame fix's extra frame has the first face
     settings = HJBSettings(num_iterations=opts.hjb_iterations, start_step=opts.hjb_start,
                            end_step=min(opts.hjb_end, opts.steps - 1), mode=opts.hjb_mode)
     return SamplerRefiner.build(models.vae, models.face_embedder, reference, ref_box, targets, settings)

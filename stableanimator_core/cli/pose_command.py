@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from ..errors import InputError
-    from ..pose import DWPose, extract_poses, render_skeletons, to_openpose_json
+    from ..pose import DWPose, check_first_pose, extract_poses, render_skeletons, to_openpose_json
     from ..io.video import frame_files, iter_video_frames, read_image
 
     log = logging.getLogger("stableanimator_core.pose")
@@ -87,6 +87,8 @@ def run(args: argparse.Namespace) -> int:
     sequence = extract_poses(reference, frames, model, align=args.align, missing=args.missing, person=args.person,
                              min_keypoints=args.min_keypoints)
     detect_s = time.perf_counter() - start
+    check = check_first_pose(sequence, args.align)
+    (log.warning if check.warning else log.info)("%s", check.message)
     os.makedirs(args.out, exist_ok=True)
     start = time.perf_counter()
     for i, image in enumerate(render_skeletons(sequence)):

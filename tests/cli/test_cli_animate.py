@@ -20,8 +20,14 @@ def _decode(path: Path):
         return stream.codec_context.name, float(stream.average_rate), frames
 
 
-@pytest.mark.parametrize("extra", [[], ["--hjb", "--hjb-iterations", "1", "--hjb-end", "0"]], ids=["basic", "hjb"])
-def test_animate_writes_an_h264_mp4(tiny_models_dir, tmp_path, extra):
+CONTROLS = ["--framing", "crop", "--crop-on", "face", "--first-frame-fix", "--id-strength", "0.5", "--id-start", "0.5",
+            "--pose-strength", "0.8", "--pose-end", "0.5", "--hjb", "--hjb-iterations", "1", "--hjb-end", "0"]
+
+
+@pytest.mark.parametrize("extra", [[], ["--hjb", "--hjb-iterations", "1", "--hjb-end", "0"], CONTROLS],
+                         ids=["basic", "hjb", "controls"])
+def test_animate_writes_an_h264_mp4(tiny_models_dir, tmp_path, extra, caplog):
+    caplog.set_level("INFO")
     out = tmp_path / "animation.mp4"
     code = main(["animate", "--models", str(tiny_models_dir), "--reference", str(INPUTS / "stableanimator_reference.png"),
                  "--driving", str(INPUTS / "stableanimator_driving.mp4"), "--out", str(out), "--width", "64",
@@ -30,8 +36,9 @@ def test_animate_writes_an_h264_mp4(tiny_models_dir, tmp_path, extra):
     assert code == 0
     codec, fps, frames = _decode(out)
     assert codec == "h264" and fps == pytest.approx(8.0)
-    assert len(frames) == 5 and frames[0].shape == (128, 64, 3)
+    assert len(frames) == 5 and frames[0].shape == (128, 64, 3)  # the first-frame fix keeps the length
     assert max(f.std() for f in frames) > 1.0  # not a blank video
+    assert "first-pose check:" in caplog.text
 
 
 def test_animate_missing_models_is_a_clear_error(tmp_path, capsys):
