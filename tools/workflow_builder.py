@@ -76,24 +76,29 @@ def _common(hjb: bool, upscale_interpolate: bool = False) -> tuple[Layout, dict[
            "Models go in ComfyUI/models/stableanimator (a download of huggingface.co/FrancisRing/StableAnimator: "
            "Animation/, DWPose/, SVD/) and ComfyUI/models/insightface/models/antelopev2. "
            "`python -m stableanimator_core download --models ComfyUI/models` fetches them.\n\n"
-           "The example inputs are copied into ComfyUI's input folder when the pack loads.", 0, 0, 420, 190)
+           "The example inputs are copied into ComfyUI's input folder when the pack loads.", 0, 0, 340, 200)
     # inputs
     n["ref"] = L.add("LoadImage", [REFERENCE, "image"], 0, 220, 320, 320, title="Reference photo")
     n["video"] = L.add("LoadVideo", [DRIVING, "image"], 0, 570, 320, 320, title="Driving video")
     n["comp"] = L.add("GetVideoComponents", [], 0, 920)
     L.link(n["video"], 0, n["comp"], "video")
-    L.note("1. Inputs. The reference is squashed to the output size (as the official pipeline does): crop it to the "
-           "output's aspect ratio first. StableAnimator was trained at 512x512 and 576x1024.", 0, 1030, 320, 130)
-    # preprocessing
+    L.note("1. Inputs. Frame Reference fits the photo to the video's size (width/height feed Conditioning): "
+           "stretch squashes it as the official pipeline does; crop (on the person or face) or pad keep its "
+           "proportions. StableAnimator was trained at 512x512 and 576x1024.", 0, 1030, 320, 150)
+    # preprocessing: everything that looks at the reference gets the framed one
+    n["frame"] = L.add("StableAnimatorFrameReference", [512, 512, "stretch", "center", "DWPose/yolox_l.onnx", "auto"],
+                       380, 0, 340)
+    L.link(n["ref"], 0, n["frame"], "reference")
     n["pose"] = L.add("StableAnimatorDWPose", ["DWPose/yolox_l.onnx", "DWPose/dw-ll_ucoco_384.onnx", "global", "empty",
-                                               "largest", "skeleton", "auto"], 380, 400, 340)
+                                               "largest", "skeleton", "auto"], 380, 420, 340)
     L.link(n["comp"], 0, n["pose"], "driving")
-    L.link(n["ref"], 0, n["pose"], "reference")
-    n["face"] = L.add("StableAnimatorFaceEmbed", ["identity", "auto"], 380, 220, 340)
-    L.link(n["ref"], 0, n["face"], "reference")
+    L.link(n["frame"], 0, n["pose"], "reference")
+    n["face"] = L.add("StableAnimatorFaceEmbed", ["identity", "auto"], 380, 270, 340)
+    L.link(n["frame"], 0, n["face"], "reference")
     L.note("2. Preprocessing. DWPose draws the driving skeletons aligned to the reference body (check the preview: "
            "misalignment is the main cause of identity loss; try align = limbs). Face Embed takes the reference's "
-           "ArcFace identity (antelopev2). The DWPose node grows a skeleton preview once it has run.",
+           "ArcFace identity (antelopev2). The DWPose node grows a skeleton preview once it has run, and says whether the "
+           "first driving pose matches the reference (if not: align = limbs, or trim the video's start).",
            380, 1060, 340, 170)
     # models and conditioning
     n["model"] = L.add("StableAnimatorModelLoader", ["Animation/unet.pth", "Animation/pose_net.pth",
@@ -102,13 +107,19 @@ def _common(hjb: bool, upscale_interpolate: bool = False) -> tuple[Layout, dict[
                        780, 0, 340)
     n["clip"] = L.add("StableAnimatorCLIPEncode", [], 780, 220, 340)
     L.link(n["model"], 0, n["clip"], "model")
-    L.link(n["ref"], 0, n["clip"], "reference")
-    n["cond"] = L.add("StableAnimatorConditioning", [512, 512, 7, 127, 0.02, 23123134, "fixed"], 780, 340, 340)
-    for name, src in (("model", n["model"]), ("reference", n["ref"]), ("clip_embeds", n["clip"]), ("face", n["face"])):
+    L.link(n["frame"], 0, n["clip"], "reference")
+    # official values; then id_strength/start/end, pose_strength/start/end, first_frame_fix
+    n["cond"] = L.add("StableAnimatorConditioning", [512, 512, 7, 127, 0.02, 23123134, "fixed",
+                                                     1.0, 0.0, 1.0, 1.0, 0.0, 1.0, False], 780, 340, 340)
+    for name, src in (("model", n["model"]), ("reference", n["frame"]), ("clip_embeds", n["clip"]),
+                      ("face", n["face"])):
         L.link(src, 0, n["cond"], name)
+    L.link(n["frame"], 1, n["cond"], "width")
+    L.link(n["frame"], 2, n["cond"], "height")
     L.link(n["pose"], 0, n["cond"], "pose_images")
-    L.note("3. Conditioning: CLIP and VAE encodings of the reference, face tokens, skeleton frames. width/height "
-           "must be multiples of 64.", 780, 690, 340, 110)
+    L.note("3. Conditioning: CLIP and VAE encodings of the reference, face tokens, skeleton frames. id_strength / "
+           "pose_strength (with start/end percent of the steps) weigh identity against pose; first_frame_fix "
+           "replaces SVD's blurry first frame.", 780, 910, 340, 130)
     # sampling and decoding
     n["sampler"] = L.add("StableAnimatorSampler", [23123134, "fixed", 25, 3.0, 16, 4, 0.0, False, True], 1180, 0, 340)
     L.link(n["model"], 0, n["sampler"], "model")
