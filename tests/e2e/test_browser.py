@@ -352,8 +352,8 @@ def test_bundled_workflows_in_the_real_front_end(page, server, artifacts):
             assert wn["id"] in visible, f"{path.name}: node {wn['id']} ({wn['type']}) was not drawn"
 
         # Run just the DWPose node; the preview appears on it and animates.
-        assert page.js("document.querySelectorAll('.stableanimator-pose-preview').length") == 0, \
-            "a preview of the previous graph survived loading a new one"
+        assert page.js("document.querySelectorAll('.stableanimator-pose-preview, .stableanimator-node-text').length") \
+            == 0, "a preview or text panel of the previous graph survived loading a new one"
         dwpose = next(n["id"] for n in workflow["nodes"] if n["type"] == DWPOSE)
         # A message without the preview key (or an empty one) is ignored quietly.
         assert page.js(f"""(() => {{ const n = app.graph.getNodeById({dwpose});
@@ -366,6 +366,13 @@ def test_bundled_workflows_in_the_real_front_end(page, server, artifacts):
         state = anim["later"]
         assert state["frames"] >= 2 and state["overlay"] is True and state["counter"].startswith("frame "), state
         assert state["rect"]["width"] > 50 and state["rect"]["height"] > 50 and state["count"] == 1, state
+        # The first-pose check is shown on the node as text (the extension's text panel).
+        panel = page.wait_for("""(() => { const p = [...document.querySelectorAll('.stableanimator-node-text')];
+            return p.length ? p.map(e => ({ text: e.textContent, level: e.dataset.level,
+                                             height: e.getBoundingClientRect().height })) : null; })()""",
+                              30, "the first-pose check on the DWPose node")
+        assert len(panel) == 1 and "first-pose check:" in panel[0]["text"], panel
+        assert panel[0]["level"] in ("info", "warning") and panel[0]["height"] > 10, panel
         # The preview is not part of the workflow: widgets_values and the API prompt are as before it appeared.
         saved = page.js(f"""(async () => {{ const n = app.graph.getNodeById({dwpose});
             const {{ output }} = await app.graphToPrompt();
