@@ -86,6 +86,8 @@ class StableAnimatorFrameReference:
 
     def frame(self, reference, width, height, framing, crop_on, detector, provider):
         ref = _frames(reference, "reference")[0]
+        if framing == "stretch":  # official: the image goes on untouched, bit for bit
+            return (reference[:1, :, :, :3], width, height)
         find = None
         if framing == "crop" and crop_on == "person":
             find = person_finder(str(bridge.resolve_file(bridge.STABLEANIMATOR_FOLDER, detector, "DWPose detector")),
@@ -94,10 +96,9 @@ class StableAnimatorFrameReference:
             find = face_finder(load_antelopev2(str(bridge.insightface_root()), provider))
         box = subject_box(ref, crop_on, find) if find is not None else None
         framed, framing_map = frame_reference(ref, width, height, framing, crop_on if box else "center", box)
-        if framing != "stretch":
-            oh, ow = framing_map.source_hw
-            log.info("reference framed (%s%s): %dx%d -> %dx%d", framing, f" on the {crop_on}" if box else "",
-                     ow, oh, framed.shape[1], framed.shape[0])
+        oh, ow = framing_map.source_hw
+        log.info("reference framed (%s%s): %dx%d -> %dx%d", framing, f" on the {crop_on}" if box else "",
+                 ow, oh, framed.shape[1], framed.shape[0])
         return (_images([framed]), width, height)
 
 

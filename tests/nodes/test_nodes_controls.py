@@ -80,3 +80,18 @@ def test_keypoint_node_shows_the_first_pose_check(nodes, first, warns, caplog):
     assert ("differs from the reference pose" in line["text"]) == warns
     assert ("first-pose check: the first driving pose differs" in caplog.text) == warns
     assert out["result"][0].shape[0] == 6
+
+
+@pytest.mark.parametrize("framing, crop_on, shape", [("stretch", "center", (1, 120, 90, 3)),
+                                                     ("crop", "center", (1, 90, 90, 3)),
+                                                     ("pad", "center", (1, 120, 120, 3))])
+def test_frame_reference_node(nodes, framing, crop_on, shape):
+    g = torch.Generator().manual_seed(0)
+    photo = torch.rand((1, 120, 90, 3), generator=g)
+    framed, width, height = nodes["StableAnimatorFrameReference"]().frame(photo, 512, 512, framing, crop_on,
+                                                                           "DWPose/yolox_l.onnx", "cpu")
+    assert tuple(framed.shape) == shape and (width, height) == (512, 512)
+    if framing == "stretch":
+        assert torch.equal(framed, photo)  # the official path: untouched
+    if framing == "crop":  # the middle 90 rows, as the photo's own (8-bit) pixels
+        assert torch.allclose(framed, photo[:, 15:105], atol=0.5 / 255)
