@@ -99,7 +99,7 @@ def _common(hjb: bool, upscale_interpolate: bool = False) -> tuple[Layout, dict[
            "misalignment is the main cause of identity loss; try align = limbs). Face Embed takes the reference's "
            "ArcFace identity (antelopev2). The DWPose node grows a skeleton preview once it has run, and says whether the "
            "first driving pose matches the reference (if not: align = limbs, or trim the video's start).",
-           380, 1060, 340, 170)
+           380, 1130, 340, 170)
     # models and conditioning
     n["model"] = L.add("StableAnimatorModelLoader", ["Animation/unet.pth", "Animation/pose_net.pth",
                                                      "Animation/face_encoder.pth", "stableanimator/SVD", "auto", "default",

@@ -368,11 +368,12 @@ def test_bundled_workflows_in_the_real_front_end(page, server, artifacts):
         assert state["rect"]["width"] > 50 and state["rect"]["height"] > 50 and state["count"] == 1, state
         # The first-pose check is shown on the node as text (the extension's text panel).
         panel = page.wait_for("""(() => { const p = [...document.querySelectorAll('.stableanimator-node-text')];
-            return p.length ? p.map(e => ({ text: e.textContent, level: e.dataset.level,
-                                             height: e.getBoundingClientRect().height })) : null; })()""",
+            return p.length && p.every(e => e.clientHeight > 0) ? p.map(e => ({ text: e.textContent, level: e.dataset.level,
+                                             height: e.getBoundingClientRect().height,
+                                             clipped: e.scrollHeight > e.clientHeight + 1 })) : null; })()""",
                               30, "the first-pose check on the DWPose node")
         assert len(panel) == 1 and "first-pose check:" in panel[0]["text"], panel
-        assert panel[0]["level"] in ("info", "warning") and panel[0]["height"] > 10, panel
+        assert panel[0]["level"] in ("info", "warning") and panel[0]["height"] > 10 and not panel[0]["clipped"], panel
         # The preview is not part of the workflow: widgets_values and the API prompt are as before it appeared.
         saved = page.js(f"""(async () => {{ const n = app.graph.getNodeById({dwpose});
             const {{ output }} = await app.graphToPrompt();

@@ -203,12 +203,13 @@ function showText(node, entries) {
       "color:var(--input-text, #ddd);background:var(--comfy-input-bg, #222);";
     const widget = node.addDOMWidget(TEXT_KEY, "stableanimator_text", panel, { serialize: false, hideOnZoom: false });
     widget.serialize = false;
-    // tall enough for the text at the node's width; ~7 px per character at 12 px
+    // tall enough for the text at the node's width: ~8 px per character at 12 px leaves room for word wrapping
+    // (the panel's own scrollHeight would feed back into the size it is given)
     widget.computeLayoutSize = (n) => {
-      const perLine = Math.max(20, Math.floor(((n?.size?.[0] ?? 300) - 32) / 7));
+      const perLine = Math.max(20, Math.floor(((n?.size?.[0] ?? 300) - 32) / 8));
       const lines = (panel.textContent || "").split("\n")
         .reduce((sum, line) => sum + Math.max(1, Math.ceil(line.length / perLine)), 0);
-      return { minHeight: Math.min(240, 12 + 17 * Math.max(1, lines)), minWidth: 0 };
+      return { minHeight: Math.min(240, 14 + 17 * Math.max(1, lines)), minWidth: 0 };
     };
     const onRemove = widget.onRemove;
     widget.onRemove = function () {
