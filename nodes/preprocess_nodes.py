@@ -133,10 +133,13 @@ class StableAnimatorDWPose:
                                                      "reference's length, the driving angles are kept. none: off."}),
             "missing_person": (list(MISSING_POLICIES), {"default": "empty",
                                                         "tooltip": "Frames without a person: empty skeleton, repeat "
-                                                                   "the previous pose, or stop with an error."}),
+                                                                   "the previous pose, stop with an error, or draw "
+                                                                   "the pose found on the whole image (official). "
+                                                                   "The alignment fit is the same for all."}),
             "several_people": (list(PERSON_CHOICES), {"default": "largest",
                                                       "tooltip": "Frames with several people: animate the largest, "
-                                                                 "the most confident, or draw all (official)."}),
+                                                                 "the most confident, or draw all (official). "
+                                                                 "Such frames never enter the alignment fit."}),
             "face_masks_from": (list(FACE_MASK_SOURCES), {"default": "skeleton",
                                                           "tooltip": "Face boxes from the aligned face keypoints, or "
                                                                      "from insightface detection on the driving "

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--align", choices=("global", "limbs", "none"), default="global",
                    help="skeleton alignment to the reference body (global = official)")
-    p.add_argument("--missing", choices=("empty", "repeat", "error"), default="empty",
+    p.add_argument("--missing", choices=("empty", "repeat", "error", "whole_image"), default="empty",
                    help="driving frames without a person")
     p.add_argument("--no-identity", action="store_true",
                    help="do not use the reference's ArcFace identity (zero face tokens)")

@@ -22,9 +22,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--align", choices=("global", "limbs", "none"), default="global",
                         help="global: the official rescale (default); limbs: give every bone the reference's "
                              "length, keep the driving angles; none: no alignment")
-    parser.add_argument("--missing", choices=("empty", "repeat", "error"), default="empty",
+    parser.add_argument("--missing", choices=("empty", "repeat", "error", "whole_image"), default="empty",
                         help="frames without a usable person: black frame (default), repeat the previous pose, "
-                             "or stop with an error")
+                             "stop with an error, or draw the pose found on the whole image (the official tool); "
+                             "the alignment fit is the same for all")
     parser.add_argument("--person", choices=("largest", "confident", "all"), default="largest",
                         help="with several people: the largest (default), the most confident, or all of them "
                              "(the official tool's behaviour)")

@@ -2,9 +2,14 @@
 
 ``global`` is StableAnimator's rescale (``DWPose/skeleton_extraction.py``, from MimicMotion), reproduced
 exactly: on normalised coordinates, a least-squares line ``y_ref = a * y_drv + b_y`` over the 14 head/torso/leg
-joints the reference shows, pooled over every single-person driving frame; the same ``a`` for x (the
+joints the reference shows, pooled over every driving frame for which DWPose returned exactly one pose (a frame
+where the detector found nobody counts: the pose model then ran on the whole image, and the official tool fits on
+that pose too); the same ``a`` for x (the
 official aspect correction ``h / w / h * w`` is kept, it is 1 up to rounding) and ``b_x`` = the mean x offset.
-The map is applied to every point of every frame. Because it works on normalised coordinates it stretches
+The map is applied to every point of every frame.
+Which frames take part is decided on what DWPose returned, never on what is drawn: a frame with several people
+stays out of the fit even when only one of them is drawn, and a frame the no-person policy fills (a repeated pose)
+adds nothing, so the fit, and with it every one-person frame, is the official one whatever the drawing options. Because it works on normalised coordinates it stretches
 poses anisotropically when the driving video and the reference have different aspect ratios, and it cannot
 fix limb proportions (users report it sometimes hurts, StableAnimator issue #97).
 
@@ -65,7 +70,7 @@ def reference_fit_joints(reference: PoseFrame) -> list[int]:
 def fit_global(reference: PoseFrame, frames: Sequence[Optional[PoseFrame]]) -> tuple[np.ndarray, np.ndarray]:
     """The official ``(a, b)`` (each (2,)) mapping normalised driving points to normalised reference points.
 
-    Only frames with exactly one person take part. Degenerate data (no usable frame, all joints on one
+    Only frames with exactly one person take part (pass DWPose's raw output, not the drawn choice). Degenerate data (no usable frame, all joints on one
     row) gives a warning and a translation-only or identity map instead of NaN.
     """
     joints = reference_fit_joints(reference)
@@ -154,26 +159,36 @@ def _retarget_person(frame: PoseFrame, n: int, glob: PoseFrame, scales: dict, re
     return body / out_px, face / out_px, np.stack([left, right]) / out_px, face_map
 
 
-def align_poses(reference: PoseFrame, frames: Sequence[Optional[PoseFrame]], mode: str = "global") -> Alignment:
-    """Align driving ``frames`` (None = no pose) to the ``reference`` pose (its first person is used)."""
+def align_poses(
+    reference: PoseFrame,
+    frames: Sequence[Optional[PoseFrame]],
+    mode: str = "global",
+    fit_frames: Optional[Sequence[Optional[PoseFrame]]] = None,
+) -> Alignment:
+    """Align driving ``frames`` (None = no pose) to the ``reference`` pose (its first person is used).
+
+    ``fit_frames`` (default: ``frames``) are the poses the fit is computed from: DWPose's raw output per driving
+    frame, so that which people are drawn cannot change the map.
+    """
+    fit_frames = frames if fit_frames is None else fit_frames
     if mode not in ALIGN_MODES:
         raise ValueError(f"align mode must be one of {ALIGN_MODES}, got {mode!r}")
     if mode == "none":
         one, zero = np.array([1.0, 1.0]), np.array([0.0, 0.0])
         out = [None if f is None else _apply(f, one, zero, reference) for f in frames]
         return Alignment(out, [None if f is None else (one, zero) for f in frames], one, zero)
-    a, b = fit_global(reference, frames)
+    a, b = fit_global(reference, fit_frames)
     glob = [None if f is None else _apply(f, a, b, reference) for f in frames]
     if mode == "global" or all(f is None for f in frames):
         return Alignment(glob, [None if f is None else (a, b) for f in frames], a, b)
-    return _align_limbs(reference, frames, glob, a, b)
+    return _align_limbs(reference, frames, fit_frames, glob, a, b)
 
 
-def _align_limbs(reference: PoseFrame, frames, glob, a: np.ndarray, b: np.ndarray) -> Alignment:
+def _align_limbs(reference: PoseFrame, frames, fit_frames, glob, a: np.ndarray, b: np.ndarray) -> Alignment:
     first = next(f for f in frames if f is not None)
     # the global map in pixels; its geometric mean is the scale for bones the data cannot measure
     px_scale = a * [reference.width / first.width, reference.height / first.height]
-    scales = _bone_scales(reference, frames, float(np.sqrt(abs(px_scale[0] * px_scale[1]))))
+    scales = _bone_scales(reference, fit_frames, float(np.sqrt(abs(px_scale[0] * px_scale[1]))))
     out, maps = [], []
     for f, g in zip(frames, glob):
         if f is None:

@@ -5,12 +5,16 @@ What differs from the official tool, on purpose and only where it would crash or
 * a frame where the detector finds nobody (the official tool then runs the pose model on the whole image
   and draws whatever comes out) or whose chosen person shows fewer than ``min_keypoints`` body joints is
   "missing" and handled by ``missing``: ``empty`` (black skeleton), ``repeat`` (the previous frame's pose;
-  leading missing frames take the first found one) or ``error`` (NoPersonError naming the frame);
+  leading missing frames take the first found one), ``error`` (NoPersonError naming the frame) or
+  ``whole_image`` (the official behaviour: draw the whole-image pose);
 * with several people, ``person`` picks one: ``largest`` (biggest detector box, the default),
-  ``confident`` (highest mean body-joint score), or ``all`` (the official behaviour: everyone is drawn and
-  such frames stay out of the alignment fit).
+  ``confident`` (highest mean body-joint score), or ``all`` (the official behaviour: everyone is drawn).
 
-On frames with one detected person and default options the skeletons are the official ones pixel for pixel.
+None of these choices changes the alignment fit, which is computed on DWPose's raw output by the official rule
+(``alignment.fit_global``). So with default options every frame the official tool draws the same way (one
+detected person; no person, which both draw empty when the whole-image pose is below the score threshold) is
+the official skeleton pixel for pixel, and ``person=all, missing=whole_image, min_keypoints=0`` (the
+``OFFICIAL_POSE_OPTIONS``) reproduces the official tool on every frame.
 """
 
 from __future__ import annotations
@@ -28,8 +32,11 @@ from .keypoints import SCORE_THRESHOLD, PoseFrame
 
 log = logging.getLogger(__name__)
 
-MISSING_POLICIES = ("empty", "repeat", "error")
+MISSING_POLICIES = ("empty", "repeat", "error", "whole_image")
 PERSON_CHOICES = ("largest", "confident", "all")
+# DWPose/skeleton_extraction.py: everyone drawn, the whole-image pose drawn where the detector finds nobody,
+# no keypoint minimum
+OFFICIAL_POSE_OPTIONS = {"person": "all", "missing": "whole_image", "min_keypoints": 0}
 
 
 @dataclass
@@ -63,9 +70,9 @@ def choose_person(frame: PoseFrame, how: str = "largest") -> Optional[int]:
     return int(np.argmax(areas))
 
 
-def _select(frame: PoseFrame, person: str, min_keypoints: int) -> Optional[PoseFrame]:
+def _select(frame: PoseFrame, person: str, min_keypoints: int, missing: str = "empty") -> Optional[PoseFrame]:
     """The people of ``frame`` to keep, or None if the frame counts as missing."""
-    if not frame.detected or frame.num_people == 0:
+    if frame.num_people == 0 or (not frame.detected and missing != "whole_image"):
         return None
     if person == "all":
         keep = [n for n in range(frame.num_people) if frame.visible_body_joints(n) >= min_keypoints]
@@ -121,7 +128,7 @@ def sequence_from_poses(
     if not driving_poses:
         raise NoPersonError("the driving video has no frames")
     reference = _reference_person(reference_pose, person, align)
-    chosen = [_select(p, person, min_keypoints) for p in driving_poses]
+    chosen = [_select(p, person, min_keypoints, missing) for p in driving_poses]
     absent = [i for i, c in enumerate(chosen) if c is None]
     crowded = [i for i, p in enumerate(driving_poses) if p.detected and p.num_people > 1]
     if absent and missing == "error":
@@ -133,8 +140,9 @@ def sequence_from_poses(
         log.info("%d driving frame(s) show several people (%s); drawing %s", len(crowded), _summary(crowded), rule)
     if absent:
         log.warning("%d driving frame(s) without a usable person (%s): %s", len(absent), _summary(absent),
-                    "left empty" if missing == "empty" else "filled with the nearest earlier pose")
-    result = align_poses(reference, chosen, align)
+                    "filled with the nearest earlier pose" if missing == "repeat" else "left empty")
+    # the fit sees what DWPose returned, never the choice of what to draw (see alignment.fit_global)
+    result = align_poses(reference, chosen, align, fit_frames=driving_poses)
     return _fill_missing(reference, driving_poses, result.frames, result.face_maps, missing)
 
 
@@ -156,7 +164,7 @@ def extract_poses(
     raw = []
     for i, image in enumerate(driving_frames):
         pose = model(image)
-        if missing == "error" and _select(pose, person, min_keypoints) is None:
+        if missing == "error" and _select(pose, person, min_keypoints, missing) is None:
             raise _missing_error(i, min_keypoints)  # fail fast rather than after the whole video
         raw.append(pose)
         if on_frame is not None:
@@ -171,7 +179,7 @@ def _fill_missing(reference: PoseFrame, raw, frames, maps, missing: str) -> Pose
     for i, f in enumerate(frames):
         if f is not None:
             last = i
-        take = i if f is not None else (None if missing == "empty" else (last if last is not None else first))
+        take = i if f is not None else (None if missing != "repeat" else (last if last is not None else first))
         if take is None:
             aligned.append(PoseFrame.empty(reference.width, reference.height))
         else:

@@ -12,6 +12,7 @@ import pytest
 
 from stableanimator_core.errors import NoPersonError
 from stableanimator_core.pose import DWPose, extract_poses, render_skeletons, sequence_from_poses
+from stableanimator_core.pose.extraction import OFFICIAL_POSE_OPTIONS
 from stableanimator_core.pose.keypoints import PoseFrame
 from stableanimator_core.testing.onnx_mocks import write_dwpose_models
 from stableanimator_core.testing.pose_frames import PERSON, make_frame
@@ -122,6 +123,32 @@ def test_person_choice(person, expected_x, caplog):
     assert "1 driving frame(s) show several people (0)" in caplog.text
 
 
+@pytest.mark.parametrize("person", ["largest", "confident", "all"])
+@pytest.mark.parametrize("missing", ["empty", "repeat", "whole_image"])
+def test_drawing_choices_never_change_the_fit(person, missing):
+    """One-, two- and no-person frames: the fit is the official one (one-person frames, including the
+    whole-image pose of a frame where the detector found nobody), whatever is drawn."""
+    from stableanimator_core.pose.alignment import fit_global
+
+    ref = make_frame(PERSON * 1.2, 240, 360)
+    frames = [make_frame(PERSON + [5 * i, 3 * i], 400, 300) for i in range(3)]
+    frames += [_two_people(), _nobody(400, 300), make_frame(PERSON * 0.9, 400, 300)]
+    frames[4].body = frames[4].body + 0.05  # the whole-image pose sits elsewhere and still counts
+    a, b = fit_global(ref, [f for f in frames if f.num_people == 1])
+    seq = sequence_from_poses(ref, frames, person=person, missing=missing)
+    for i in (0, 1, 2, 5):
+        np.testing.assert_array_equal(seq.aligned[i].body, frames[i].body * a + b)
+    assert seq.aligned[3].num_people == (2 if person == "all" else 1)
+    np.testing.assert_array_equal(seq.aligned[3].body, frames[3].select(
+        [0, 1] if person == "all" else [0 if person == "largest" else 1]).body * a + b)
+    if missing == "empty":
+        assert seq.aligned[4].num_people == 0
+    elif missing == "repeat":
+        assert seq.source[4] == 3 and seq.aligned[4] is seq.aligned[3]
+    else:
+        np.testing.assert_array_equal(seq.aligned[4].body, frames[4].body * a + b)
+
+
 def test_all_people_is_the_official_behaviour():
     seq, _ = _run([_two_people(), make_frame(PERSON, 400, 300)], person="all")
     assert [f.num_people for f in seq.aligned] == [2, 1]
@@ -170,7 +197,15 @@ OFFICIAL_SHA256 = {  # first 16 hex digits
         "17b9285cbf9c45f7", "8f15245d3951b394", "bb6a89a33a5fc504",
         "b94e4c876aba523d", "5034292a0f502f9a", "473768f08a26739f",
     ],
+    # make_mixed_inputs: two people on frames 2 and 6, nobody on 4 and 7 (the official tool fits on the
+    # whole-image pose there and draws it; its scores are below 0.3, so nothing is drawn)
+    "mixed_ref3": [
+        "599dd3af6cf725ea", "75e007abf4045ef7", "0f759fd438c688c5",
+        "198807b40264ca08", "6909f7dfd08417d7", "322df50e61c67ce4",
+        "d57599feb6ba2494", "6909f7dfd08417d7", "3ae93cfe29f189f5",
+    ],
 }
+CASES = {"single": ("ref", 9), "multi": ("ref2", 6), "mixed": ("ref3", 9)}
 
 
 def _person(img, cx, cy, w, h, dot):
@@ -198,16 +233,54 @@ def make_parity_inputs(root: str) -> None:
     cv2.imwrite(os.path.join(root, "ref2.png"), ref2)
 
 
+def make_mixed_inputs(root: str) -> None:
+    """One-, two- and no-person frames in one sequence: two people on frames 2 and 6, nobody on 4 and 7
+    (where the official tool poses the whole image and fits on it)."""
+    rng = np.random.default_rng(2)
+    os.makedirs(os.path.join(root, "mixed"), exist_ok=True)
+    for i in range(9):
+        img = np.full((480, 640, 3), 25, np.uint8)
+        img += rng.integers(0, 20, img.shape, dtype=np.uint8)
+        cx, cy = int(640 * 0.3 + 11 * i + rng.integers(-5, 6)), int(480 * 0.5 + rng.integers(-15, 16))
+        if i not in (4, 7):
+            _person(img, cx, cy, 124 + 4 * i, 220 - 2 * i, (cx + int(rng.integers(-12, 13)), cy - 75 + i))
+        if i in (2, 6):  # a larger second person: the default keeps it, the official draws both
+            _person(img, 500, cy + 10, 150, 250, (504, cy - 50))
+        cv2.imwrite(os.path.join(root, "mixed", f"frame_{i}.png"), img)
+    ref = np.full((640, 448, 3), 30, np.uint8)
+    _person(ref, 230, 330, 130, 380, (236, 210))
+    cv2.imwrite(os.path.join(root, "ref3.png"), ref)
+
+
 def _read(path):
     return cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB)
 
 
-@pytest.mark.parametrize("case, reference, person", [("single", "ref", "largest"), ("multi", "ref2", "all")])
-def test_pixels_equal_the_official_tool(tmp_path, case, reference, person):
-    make_parity_inputs(str(tmp_path))
-    model = DWPose(*write_dwpose_models(str(tmp_path / "DWPose")), provider="cpu")
-    n = 9 if case == "single" else 6
-    frames = (_read(str(tmp_path / case / f"frame_{i}.png")) for i in range(n))
-    seq = extract_poses(_read(str(tmp_path / f"{reference}.png")), frames, model, person=person)
-    got = [hashlib.sha256(np.ascontiguousarray(img).tobytes()).hexdigest()[:16] for img in render_skeletons(seq)]
-    assert got == OFFICIAL_SHA256[f"{case}_{reference}"]
+def _hashes(root, case, **options) -> list[str]:
+    make_parity_inputs(str(root))
+    make_mixed_inputs(str(root))
+    model = DWPose(*write_dwpose_models(str(root / "DWPose")), provider="cpu")
+    reference, n = CASES[case]
+    frames = (_read(str(root / case / f"frame_{i}.png")) for i in range(n))
+    seq = extract_poses(_read(str(root / f"{reference}.png")), frames, model, **options)
+    return [hashlib.sha256(np.ascontiguousarray(img).tobytes()).hexdigest()[:16] for img in render_skeletons(seq)]
+
+
+@pytest.mark.parametrize("case", ["single", "multi", "mixed"])
+def test_official_options_equal_the_official_tool_on_every_frame(tmp_path, case):
+    assert _hashes(tmp_path, case, **OFFICIAL_POSE_OPTIONS) == OFFICIAL_SHA256[f"{case}_{CASES[case][0]}"]
+
+
+@pytest.mark.parametrize("case, differs", [("single", []), ("multi", [1, 3, 5]), ("mixed", [2, 6])])
+def test_defaults_equal_the_official_tool_wherever_it_draws_the_same(tmp_path, case, differs):
+    """Regression: a two-person frame drawn as one person used to enter the fit and move every frame."""
+    got = _hashes(tmp_path, case)
+    official = OFFICIAL_SHA256[f"{case}_{CASES[case][0]}"]
+    assert [i for i, (g, o) in enumerate(zip(got, official)) if g != o] == differs
+
+
+def test_repeated_poses_do_not_enter_the_fit(tmp_path):
+    got = _hashes(tmp_path, "mixed", missing="repeat")
+    official = OFFICIAL_SHA256["mixed_ref3"]
+    assert [i for i, (g, o) in enumerate(zip(got, official)) if g != o] == [2, 4, 6, 7]
+    assert got[4] == got[3] and got[7] == got[6]  # the filled frames repeat the previous (aligned) pose
