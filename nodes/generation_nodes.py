@@ -216,6 +216,8 @@ class StableAnimatorSampler:
                 f"output of the same StableAnimator Conditioning node."
             )
         tile = effective_tile_size(cond.num_frames, tile_size)
+        if hjb is not None:
+            tile = hjb.settings.tile_size_for(cond.num_frames, tile_size)
         settings = SamplerSettings(steps=steps, min_guidance=guidance_start if guidance_start > 1.0 else guidance,
                                    max_guidance=guidance, tile_size=tile, tile_overlap=min(tile_overlap, tile - 1),
                                    seed=seed, batch_cfg=batch_cfg)
@@ -312,7 +314,7 @@ class StableAnimatorDecode:
         device = bridge.torch_device()
         with gpu_stage([model.vae], "decoding", DECODE_ADVICE):
             frames = decode_latents(model.models.vae, samples[None], decode_chunk_size, on_chunk,
-                                    lambda: bridge.free_memory_bytes(device))
+                                    lambda: bridge.free_memory_bytes(device), dtype=model.decode_dtype)
         return (frames,)
 
 

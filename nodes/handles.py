@@ -35,12 +35,14 @@ class ModelHandle:
     encoders: ManagedModels  # CLIP image encoder + face encoder
     vae: ManagedModels
     name: str = ""
+    decode_dtype: torch.dtype = torch.float32  # fp16 for the official basic script's precision
 
     @classmethod
-    def wrap(cls, models: StableAnimatorModels, dtype: torch.dtype, name: str = "") -> "ModelHandle":
+    def wrap(cls, models: StableAnimatorModels, dtype: torch.dtype, name: str = "",
+             decode_dtype: torch.dtype = torch.float32) -> "ModelHandle":
         load, offload = torch_device(), offload_device()
         return cls(
-            models=models, dtype=dtype,
+            models=models, dtype=dtype, decode_dtype=decode_dtype,
             sampling=ManagedModels(ModuleGroup(unet=models.unet, pose_net=models.pose_net), load, offload),
             encoders=ManagedModels(ModuleGroup(image_encoder=models.image_encoder, face_encoder=models.face_encoder),
                                    load, offload),

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 
 from ..stableanimator_core.models.acceleration import WEIGHT_STORAGES, UNetOptions
-from ..stableanimator_core.devices import PRECISIONS, resolve_dtype
-from ..stableanimator_core.hjb import HJB_MODES, HJBSettings
+from ..stableanimator_core.devices import PRECISIONS, resolve_decode_dtype, resolve_dtype
+from ..stableanimator_core.hjb import HJB_MODES, HJB_WINDOWS, HJBSettings
+from ..stableanimator_core.presets import OFFICIAL, PRESETS
 from ..stableanimator_core.loading.components import load_components, load_face_embedder
 from . import comfy_bridge as bridge
 from .handles import HJB, MODEL, HJBOptions, ModelHandle
@@ -44,7 +45,10 @@ class StableAnimatorModelLoader:
                                                 "its vae/ and image_encoder/ are used; its unet weights are not."}),
             "precision": (list(PRECISIONS), {"default": "auto",
                                               "tooltip": "auto: bf16 on GPUs that support it, else fp16; fp32 on "
-                                                         "CPU. The VAE always runs its encoder in fp32."}),
+                                                         "CPU; the VAE in fp32. official: as inference_basic.py, "
+                                                         "fp16 models and fp16 VAE decoding (the encoder in fp32). "
+                                                         "For HJB the official script (inference_op.py) uses fp32 "
+                                                         "everywhere: choose fp32."}),
         }, "optional": {
             "weight_storage": (list(WEIGHT_STORAGES), {"default": "default",
                                                        "tooltip": "fp8: UNet weights stored in 8 bits (half the "
@@ -70,7 +74,7 @@ class StableAnimatorModelLoader:
         models = load_components(*files, bridge.resolve_svd_folder(svd), dtype, bridge.offload_device(),
                                  unet_options=options)
         log.info("StableAnimator models loaded (%s, %s)", unet, dtype)
-        return (ModelHandle.wrap(models, dtype, name=unet),)
+        return (ModelHandle.wrap(models, dtype, name=unet, decode_dtype=resolve_decode_dtype(precision)),)
 
 
 class StableAnimatorHJBSettings:
@@ -105,15 +109,26 @@ class StableAnimatorHJBSettings:
             "decode_chunk_size": ("INT", {"default": 4, "min": 1, "max": 64,
                                           "tooltip": "Frames decoded together during the optimisation (official: "
                                                      "4)."}),
+        }, "optional": {
+            "window": (list(HJB_WINDOWS), {"default": "tiled",
+                                           "tooltip": "tiled: the sampler's frame windows, memory bounded by "
+                                                      "tile_size. all_frames: one window over the whole video, as "
+                                                      "the official inference_op.py (memory grows with the frames)."}),
+            "preset": (list(PRESETS), {"default": "pack",
+                                       "tooltip": "official: mode faithful and window all_frames, as "
+                                                  "inference_op.py, whatever those widgets say."}),
         }}
 
     @classmethod
     def IS_CHANGED(cls, face_model, **_):
         return bridge.files_fingerprint(bridge.STABLEANIMATOR_FOLDER, [face_model])
 
-    def build(self, face_model, iterations, start_step, end_step, eta, mode, decode_chunk_size):
+    def build(self, face_model, iterations, start_step, end_step, eta, mode, decode_chunk_size, window="tiled",
+              preset="pack"):
+        if preset == "official":
+            mode, window = OFFICIAL.hjb_mode, OFFICIAL.hjb_window
         settings = HJBSettings(num_iterations=iterations, start_step=start_step, end_step=end_step, eta=eta,
-                               mode=mode, decode_chunk_size=decode_chunk_size)
+                               mode=mode, decode_chunk_size=decode_chunk_size, window=window)
         path = bridge.resolve_file(bridge.STABLEANIMATOR_FOLDER, face_model, "Face-recognition (glintr100)")
         face_net = load_face_embedder(path, bridge.offload_device())
         group = bridge.ManagedModels(bridge.ModuleGroup(face_net=face_net), bridge.torch_device(),

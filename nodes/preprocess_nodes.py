@@ -14,7 +14,11 @@ from ..stableanimator_core.pose.face_masks import FACE_MASK_SOURCES, sequence_fa
 from ..stableanimator_core.pipeline.framing import (
     CROP_ANCHORS, FRAMING_MODES, face_finder, frame_reference, person_finder, subject_box,
 )
-from ..stableanimator_core.identity import load_antelopev2, reference_identity
+from ..stableanimator_core.identity import (
+    ARCFACE_CHANNELS, NO_FACE_POLICIES, facexlib_landmark_model, load_antelopev2, reference_identity,
+)
+from ..stableanimator_core.identity.driving_faces import official_face_box
+from ..stableanimator_core.presets import OFFICIAL, PRESETS
 from ..stableanimator_core.pose import (
     ALIGN_MODES, MISSING_POLICIES, PERSON_CHOICES, DWPose, check_first_pose, extract_poses, from_openpose_json,
     render_skeletons, sequence_from_poses, to_openpose_json,
@@ -141,14 +145,26 @@ class StableAnimatorDWPose:
                                                                  "the most confident, or draw all (official). "
                                                                  "Such frames never enter the alignment fit."}),
             "face_masks_from": (list(FACE_MASK_SOURCES), {"default": "skeleton",
-                                                          "tooltip": "Face boxes from the aligned face keypoints, or "
-                                                                     "from insightface detection on the driving "
-                                                                     "frames (needs antelopev2)."}),
+                                                          "tooltip": "Face boxes from the aligned face keypoints; "
+                                                                     "from insightface on the driving frames, moved "
+                                                                     "with the alignment; or official: "
+                                                                     "face_mask_extraction.py's boxes on the driving "
+                                                                     "frames (every face, whole frame when none; "
+                                                                     "insightface needs antelopev2)."}),
             "provider": (PROVIDERS, {"default": "auto", "tooltip": "onnxruntime device: auto = CUDA when available."}),
+        }, "optional": {
+            "preset": (list(PRESETS), {"default": "pack",
+                                       "tooltip": "official: as skeleton_extraction.py and face_mask_extraction.py "
+                                                  "(everyone drawn, the whole-image pose where nobody is detected, "
+                                                  "official face masks), whatever those widgets say."}),
         }}
 
     def extract(self, driving, reference, detector, estimator, align, missing_person, several_people,
-                face_masks_from, provider):
+                face_masks_from, provider, preset="pack"):
+        min_keypoints = 1
+        if preset == "official":
+            several_people, missing_person = OFFICIAL.person, OFFICIAL.missing
+            min_keypoints, face_masks_from = OFFICIAL.min_keypoints, OFFICIAL.hjb_boxes
         frames = _frames(driving, "driving")
         ref = _frames(reference, "reference")[0]
         model = DWPose(str(bridge.resolve_file(bridge.STABLEANIMATOR_FOLDER, detector, "DWPose detector")),
@@ -161,10 +177,10 @@ class StableAnimatorDWPose:
             bridge.check_interrupt()
 
         seq = extract_poses(ref, frames, model, align=align, missing=missing_person, person=several_people,
-                            on_frame=on_frame)
+                            min_keypoints=min_keypoints, on_frame=on_frame)
         skeletons = list(render_skeletons(seq))
         face_model = None
-        if face_masks_from == "insightface":
+        if face_masks_from != "skeleton":
             face_model = load_antelopev2(str(bridge.insightface_root()), provider)
         boxes = sequence_face_boxes(seq, seq.height, seq.width, face_masks_from, frames, face_model)
         masks = masks_from_boxes(boxes, seq.height, seq.width)
@@ -231,16 +247,39 @@ class StableAnimatorFaceEmbed:
                                                    "tooltip": "identity: use the face (error if none is found). "
                                                               "no_identity: animate without identity tokens."}),
             "provider": (PROVIDERS, {"default": "auto", "tooltip": "onnxruntime device: auto = CUDA when available."}),
+        }, "optional": {
+            "channels": (list(ARCFACE_CHANNELS), {"default": "training",
+                                                  "tooltip": "training: insightface gets BGR, as in StableAnimator's "
+                                                             "training. official_inference: RGB, as the official "
+                                                             "inference scripts hand it (a channel-swap slip)."}),
+            "no_face": (list(NO_FACE_POLICIES), {"default": "error",
+                                                 "tooltip": "No face found: stop with an error; zero_tokens: animate "
+                                                            "without identity; official: retry on a facexlib-aligned "
+                                                            "face (models/facexlib, if installed), then a zero ArcFace "
+                                                            "embedding through the face encoder."}),
+            "preset": (list(PRESETS), {"default": "pack",
+                                       "tooltip": "official: channels official_inference, no_face official and the "
+                                                  "face box of face_mask_extraction.py (every face), whatever those "
+                                                  "widgets say."}),
         }}
 
-    def embed(self, reference, mode, provider):
+    def embed(self, reference, mode, provider, channels="training", no_face="error", preset="pack"):
         ref = _frames(reference, "reference")[0]
         h, w = ref.shape[:2]
         if mode == "no_identity":
             return (FaceIdentity(None, None, (h, w)), torch.zeros(1, h, w))
+        if preset == "official":
+            channels, no_face = OFFICIAL.arcface_channels, OFFICIAL.no_face
         model = load_antelopev2(str(bridge.insightface_root()), provider)
-        identity = reference_identity(ref, model, image_name="the reference image")
-        box = box_from_xyxy(identity.box, h, w)
+        landmarks = facexlib_landmark_model(str(bridge.models_dir() / "facexlib")) if no_face == "official" else None
+        identity = reference_identity(ref, model, image_name="the reference image", no_face=no_face,
+                                      channels=channels, landmark_model=landmarks)
+        if identity is None:  # zero_tokens
+            return (FaceIdentity(None, None, (h, w)), torch.zeros(1, h, w))
+        if preset == "official":  # face_mask_extraction.py's reference mask, as inference_op.py reads it
+            box = official_face_box(identity.face_boxes, h, w)
+        else:
+            box = None if identity.box is None else box_from_xyxy(identity.box, h, w)
         return (FaceIdentity(identity.embedding, box, (h, w), identity.det_score), masks_from_boxes([box], h, w))
 
 

@@ -90,10 +90,10 @@ def _common(hjb: bool, upscale_interpolate: bool = False) -> tuple[Layout, dict[
                        380, 0, 340)
     L.link(n["ref"], 0, n["frame"], "reference")
     n["pose"] = L.add("StableAnimatorDWPose", ["DWPose/yolox_l.onnx", "DWPose/dw-ll_ucoco_384.onnx", "global", "empty",
-                                               "largest", "skeleton", "auto"], 380, 420, 340)
+                                               "largest", "skeleton", "auto", "pack"], 380, 420, 340)
     L.link(n["comp"], 0, n["pose"], "driving")
     L.link(n["frame"], 0, n["pose"], "reference")
-    n["face"] = L.add("StableAnimatorFaceEmbed", ["identity", "auto"], 380, 270, 340)
+    n["face"] = L.add("StableAnimatorFaceEmbed", ["identity", "auto", "training", "error", "pack"], 380, 270, 340)
     L.link(n["frame"], 0, n["face"], "reference")
     L.note("2. Preprocessing. DWPose draws the driving skeletons aligned to the reference body (check the preview: "
            "misalignment is the main cause of identity loss; try align = limbs). Face Embed takes the reference's "
@@ -133,7 +133,7 @@ def _common(hjb: bool, upscale_interpolate: bool = False) -> tuple[Layout, dict[
            1180, 560, 340, 130)
     if hjb:
         n["hjb"] = L.add("StableAnimatorHJBSettings", ["Animation/glintr100_torch.pth", 3, 0, 20, 0.1,
-                                                        "memory_bounded", 4], 1180, 720, 340)
+                                                        "memory_bounded", 4, "tiled", "pack"], 1180, 720, 340)
         L.link(n["hjb"], 0, n["sampler"], "hjb")
         L.link(n["pose"], 2, n["sampler"], "face_masks")
         L.note("HJB face optimisation (the paper's inference-time identity booster): at steps 0-20 the predicted "

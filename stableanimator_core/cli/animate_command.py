@@ -24,16 +24,37 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=23123134)
     p.add_argument("--fps", type=float, default=None, help="frame rate of the mp4 (default: the driving video's)")
     p.add_argument("--decode-chunk-size", type=int, default=4)
-    p.add_argument("--precision", choices=("auto", "fp32", "fp16", "bf16"), default="auto")
+    p.add_argument("--preset", choices=("pack", "official"), default="pack",
+                   help="official: every choice below that the pack makes differently takes the official scripts' "
+                        "value (see the README's table); options given explicitly still win")
+    p.add_argument("--precision", choices=("auto", "official", "fp32", "fp16", "bf16"), default=None,
+                   help="auto (pack default): bf16/fp16 on GPUs, fp32 on CPU, VAE in fp32; official: fp16 UNet and "
+                        "VAE decoding (inference_basic.py), fp32 everything with --hjb (inference_op.py)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--align", choices=("global", "limbs", "none"), default="global",
                    help="skeleton alignment to the reference body (global = official)")
-    p.add_argument("--missing", choices=("empty", "repeat", "error", "whole_image"), default="empty",
-                   help="driving frames without a person")
+    p.add_argument("--missing", choices=("empty", "repeat", "error", "whole_image"), default=None,
+                   help="driving frames without a person (pack: empty; official: whole_image)")
+    p.add_argument("--person", choices=("largest", "confident", "all"), default=None,
+                   help="driving frames with several people (pack: largest; official: all)")
+    p.add_argument("--min-keypoints", type=int, default=None,
+                   help="body keypoints a drawn person needs (pack: 1; official: 0)")
     p.add_argument("--no-identity", action="store_true",
                    help="do not use the reference's ArcFace identity (zero face tokens)")
+    p.add_argument("--arcface-channels", choices=("training", "official_inference"), default=None,
+                   help="channel order insightface gets (pack: training = BGR; official_inference = RGB, as "
+                        "inference_basic.py hands it)")
+    p.add_argument("--no-face", choices=("error", "zero_tokens", "official"), default=None,
+                   help="no face in the reference (pack: error; zero_tokens: animate without identity; official: "
+                        "aligned retry with facexlib where installed, then a zero ArcFace embedding)")
     p.add_argument("--hjb", action="store_true", help="HJB face optimisation (slower, stronger identity)")
-    p.add_argument("--hjb-mode", choices=("faithful", "memory_bounded", "fast"), default="memory_bounded")
+    p.add_argument("--hjb-mode", choices=("faithful", "memory_bounded", "fast"), default=None,
+                   help="pack: memory_bounded (same result as faithful, bounded memory); official: faithful")
+    p.add_argument("--hjb-window", choices=("tiled", "all_frames"), default=None,
+                   help="pack: tiled (the sampler's windows); official: all_frames (one window, inference_op.py)")
+    p.add_argument("--hjb-boxes", choices=("skeleton", "insightface", "official"), default=None,
+                   help="HJB face boxes (pack: skeleton = the aligned face keypoints; insightface = detected on the "
+                        "driving frames, moved with the alignment; official = face_mask_extraction.py's masks)")
     p.add_argument("--hjb-iterations", type=int, default=3)
     p.add_argument("--hjb-start", type=int, default=0)
     p.add_argument("--hjb-end", type=int, default=20)
@@ -57,11 +78,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="onnxruntime device for DWPose and ArcFace")
 
 
-def run(args: argparse.Namespace) -> int:
-    from .job import AnimateOptions, run_animation
+def options_from_args(args: argparse.Namespace):
+    """``AnimateOptions`` from the parsed arguments: the preset's choices where no option was given."""
+    from dataclasses import asdict
 
-    fields = {k: v for k, v in vars(args).items() if k in AnimateOptions.__dataclass_fields__}
-    opts = AnimateOptions(**fields)
+    from .job import AnimateOptions
+    from ..presets import preset_choices
+
+    values = vars(args)
+    choices = asdict(preset_choices(args.preset, values))
+    return AnimateOptions(**{k: v for k, v in {**values, **choices}.items() if k in AnimateOptions.__dataclass_fields__})
+
+
+def run(args: argparse.Namespace) -> int:
+    from .job import run_animation
+
+    opts = options_from_args(args)
     path = run_animation(opts)
     print(f"wrote {path} ({', '.join(f'{k} {v} s' for k, v in opts.timings.items())})")
     return 0

@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from ..devices import default_device, resolve_dtype
+from ..devices import default_device, resolve_decode_dtype, resolve_dtype
 from ..errors import InputError
 from ..loading.layout import ModelLayout
 
@@ -45,9 +45,15 @@ class AnimateOptions:
     device: Optional[str] = None
     align: str = "global"
     missing: str = "empty"
+    person: str = "largest"
+    min_keypoints: int = 1
     no_identity: bool = False
+    arcface_channels: str = "training"
+    no_face: str = "error"
     hjb: bool = False
     hjb_mode: str = "memory_bounded"
+    hjb_window: str = "tiled"
+    hjb_boxes: str = "skeleton"
     hjb_iterations: int = 3
     hjb_start: int = 0
     hjb_end: int = 20
@@ -93,7 +99,7 @@ def run_animation(opts: AnimateOptions) -> Path:
     layout.require(["unet", "pose_net", "face_encoder", "svd", "dwpose_detector", "dwpose_estimator"]
                    + ([] if opts.no_identity else ["insightface_root"]) + (["face_embedder"] if opts.hjb else []))
     device = torch.device(opts.device) if opts.device else default_device()
-    dtype = resolve_dtype(opts.precision, device)
+    dtype = resolve_dtype(opts.precision, device, hjb=opts.hjb)
 
     t = time.perf_counter()
     face_model = None
@@ -111,7 +117,8 @@ def run_animation(opts: AnimateOptions) -> Path:
                                    opts.crop_on if box else "center", box)
     frames, source_fps = read_frames(opts.driving, opts.max_frames, opts.frame_stride)
     poses = extract_poses(reference, frames, DWPose(str(layout.dwpose_detector), str(layout.dwpose_estimator),
-                                                    provider=opts.provider), align=opts.align, missing=opts.missing)
+                                                    provider=opts.provider), align=opts.align, missing=opts.missing,
+                          person=opts.person, min_keypoints=opts.min_keypoints)
     skeletons = list(render_skeletons(poses))
     check = check_first_pose(poses, opts.align)
     (log.warning if check.warning else log.info)("%s", check.message)
@@ -120,7 +127,11 @@ def run_animation(opts: AnimateOptions) -> Path:
     t = time.perf_counter()
     identity = None
     if not opts.no_identity:
-        identity = reference_identity(reference, face_model, image_name=str(opts.reference))
+        from ..identity import facexlib_landmark_model
+
+        landmarks = facexlib_landmark_model(str(opts.models / "facexlib")) if opts.no_face == "official" else None
+        identity = reference_identity(reference, face_model, image_name=str(opts.reference), no_face=opts.no_face,
+                                      channels=opts.arcface_channels, landmark_model=landmarks)
     _timed(opts, "identity", t)
 
     t = time.perf_counter()
@@ -134,37 +145,51 @@ def run_animation(opts: AnimateOptions) -> Path:
                                 cond_settings, opts.seed)
     _timed(opts, "conditioning", t)
 
-    refiner = None
+    refiner, tile_size = None, opts.tile_size
     if opts.hjb:
-        refiner = _hjb_refiner(opts, models, reference, identity, poses, cond.leading_frames)
+        refiner = _hjb_refiner(opts, models, reference, identity, poses, frames, cond.leading_frames)
+        tile_size = refiner.settings.tile_size_for(cond.num_frames, opts.tile_size)
     t = time.perf_counter()
     settings = SamplerSettings(steps=opts.steps, min_guidance=opts.guidance, max_guidance=opts.guidance,
-                               tile_size=opts.tile_size, tile_overlap=opts.tile_overlap, seed=opts.seed)
+                               tile_size=tile_size, tile_overlap=min(opts.tile_overlap, max(tile_size - 1, 0)),
+                               seed=opts.seed)
     latents = P.drop_leading_frames(P.run_sampler(models, cond, settings, refiner, device=device),
                                     cond.leading_frames)
     _timed(opts, "sampling", t)
 
     t = time.perf_counter()
-    video = decode_latents(models.vae, latents, opts.decode_chunk_size)
+    video = decode_latents(models.vae, latents, opts.decode_chunk_size,
+                           dtype=resolve_decode_dtype(opts.precision, opts.hjb))
     fps = opts.fps or source_fps or 8.0
     path = write_mp4(opts.out, video, fps)
     _timed(opts, "decode+write", t)
     return path
 
 
-def _hjb_refiner(opts: AnimateOptions, models, reference: np.ndarray, identity, poses, leading_frames: int = 0):
+def _hjb_refiner(opts: AnimateOptions, models, reference: np.ndarray, identity, poses, frames,
+                 leading_frames: int = 0):
     from ..boxes import box_from_xyxy
-    from ..hjb.sampler_hook import SamplerRefiner
     from ..hjb import HJBSettings
-    from ..pose import face_boxes_from_poses
+    from ..hjb.sampler_hook import SamplerRefiner
+    from ..identity import load_antelopev2
+    from ..identity.driving_faces import official_face_box
+    from ..pose.face_masks import sequence_face_boxes
 
     if identity is None:
         raise InputError("--hjb needs the reference face: it cannot be combined with --no-identity")
-    ref_box = box_from_xyxy(identity.box, *reference.shape[:2])
+    h, w = reference.shape[:2]
+    if opts.hjb_boxes == "official":  # face_mask_extraction.py's mask of the reference (every face, or all)
+        ref_box = official_face_box(identity.face_boxes, h, w)
+    else:
+        ref_box = None if identity.box is None else box_from_xyxy(identity.box, h, w)
     if ref_box is None:
-        raise InputError(f"the reference face box {identity.box} lies outside the image")
-    targets = face_boxes_from_poses(poses.aligned, opts.height, opts.width)
+        raise InputError(f"the reference face box {identity.box} lies outside the image or no face was found; "
+                         "HJB needs the reference face")
+    face_model = None
+    if opts.hjb_boxes != "skeleton":
+        face_model = load_antelopev2(str(ModelLayout.from_models_dir(opts.models).insightface_root), opts.provider)
+    targets = sequence_face_boxes(poses, opts.height, opts.width, opts.hjb_boxes, frames, face_model)
     targets = targets[:1] * leading_frames + targets  # the first-frame fix's extra frame has the first face
     settings = HJBSettings(num_iterations=opts.hjb_iterations, start_step=opts.hjb_start,
-                           end_step=min(opts.hjb_end, opts.steps - 1), mode=opts.hjb_mode)
+                           end_step=min(opts.hjb_end, opts.steps - 1), mode=opts.hjb_mode, window=opts.hjb_window)
     return SamplerRefiner.build(models.vae, models.face_embedder, reference, ref_box, targets, settings)

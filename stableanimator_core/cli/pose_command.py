@@ -22,14 +22,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--align", choices=("global", "limbs", "none"), default="global",
                         help="global: the official rescale (default); limbs: give every bone the reference's "
                              "length, keep the driving angles; none: no alignment")
-    parser.add_argument("--missing", choices=("empty", "repeat", "error", "whole_image"), default="empty",
+    parser.add_argument("--preset", choices=("pack", "official"), default="pack",
+                        help="official: --person all --missing whole_image --min-keypoints 0, which reproduces "
+                             "StableAnimator's DWPose/skeleton_extraction.py on every frame (explicit options win)")
+    parser.add_argument("--missing", choices=("empty", "repeat", "error", "whole_image"), default=None,
                         help="frames without a usable person: black frame (default), repeat the previous pose, "
                              "stop with an error, or draw the pose found on the whole image (the official tool); "
                              "the alignment fit is the same for all")
-    parser.add_argument("--person", choices=("largest", "confident", "all"), default="largest",
+    parser.add_argument("--person", choices=("largest", "confident", "all"), default=None,
                         help="with several people: the largest (default), the most confident, or all of them "
                              "(the official tool's behaviour)")
-    parser.add_argument("--min-keypoints", type=int, default=1,
+    parser.add_argument("--min-keypoints", type=int, default=None,
                         help="a person needs at least this many body keypoints with score > 0.3 (default 1)")
     parser.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
                         help="onnxruntime device: auto = CUDA when available, else CPU")
@@ -74,7 +77,10 @@ def run(args: argparse.Namespace) -> int:
     from ..pose import DWPose, check_first_pose, extract_poses, render_skeletons, to_openpose_json
     from ..io.video import frame_files, iter_video_frames, read_image
 
+    from ..presets import preset_choices
+
     log = logging.getLogger("stableanimator_core.pose")
+    choices = preset_choices(args.preset, vars(args))
     reference = read_image(args.reference)
     mask_size = _mask_size(args.mask_size, reference.shape[1], reference.shape[0]) if args.masks else None
     driving = Path(args.driving)
@@ -85,8 +91,8 @@ def run(args: argparse.Namespace) -> int:
     model = DWPose(args.detector, args.estimator, provider=args.provider)
 
     start = time.perf_counter()
-    sequence = extract_poses(reference, frames, model, align=args.align, missing=args.missing, person=args.person,
-                             min_keypoints=args.min_keypoints)
+    sequence = extract_poses(reference, frames, model, align=args.align, missing=choices.missing,
+                             person=choices.person, min_keypoints=choices.min_keypoints)
     detect_s = time.perf_counter() - start
     check = check_first_pose(sequence, args.align)
     (log.warning if check.warning else log.info)("%s", check.message)

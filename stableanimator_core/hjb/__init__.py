@@ -25,10 +25,10 @@ from .faces import (
     target_boxes_from_masks,
 )
 from .refine import FaceRefiner
-from .settings import HJB_MODES, HJBMode, HJBSettings
+from .settings import HJB_MODES, HJB_WINDOWS, HJBMode, HJBSettings
 
 __all__ = [
-    "FACE_SIZE", "FaceRefiner", "HJBMode", "HJBSettings", "HJB_MODES", "conv_receptive_radius", "crop_face",
+    "FACE_SIZE", "FaceRefiner", "HJBMode", "HJBSettings", "HJB_MODES", "HJB_WINDOWS", "conv_receptive_radius", "crop_face",
     "decode_latents", "image_to_face_range", "reference_box", "reference_face_embedding",
     "target_boxes_from_masks", "to_face_range",
 ]

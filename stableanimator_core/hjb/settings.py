@@ -12,6 +12,9 @@ from ..errors import InputError
 
 HJBMode = Literal["faithful", "memory_bounded", "fast"]
 HJB_MODES: tuple[str, ...] = ("faithful", "memory_bounded", "fast")
+# tiled: the sampler's frame windows, as without HJB; all_frames: one window over the whole video, as
+# inference_op.py:461 (tile_size=num_frames), whose memory grows with the frame count
+HJB_WINDOWS: tuple[str, ...] = ("tiled", "all_frames")
 _FAST_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 _DTYPE_NAMES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
                 "fp32": torch.float32, "float32": torch.float32}
@@ -39,6 +42,7 @@ class HJBSettings:
         and only a latent window around each chunk's faces (plus ``fast_margin`` latent pixels) is decoded.
     ``fast_margin``: latent pixels added around the faces in fast mode; ``None`` uses the decoder's convolutional
     receptive radius (18 for the SVD-xt VAE), see ``decode.conv_receptive_radius``.
+    ``window``: one of ``HJB_WINDOWS``; the sampler's window size with HJB on (see ``tile_size_for``).
     """
 
     num_iterations: int = 3
@@ -49,10 +53,13 @@ class HJBSettings:
     decode_chunk_size: int = 4
     fast_dtype: torch.dtype = torch.bfloat16
     fast_margin: Optional[int] = None
+    window: str = "tiled"
 
     def __post_init__(self) -> None:
         if self.mode not in HJB_MODES:
             raise InputError(f"HJB mode must be one of {', '.join(HJB_MODES)}; got {self.mode!r}")
+        if self.window not in HJB_WINDOWS:
+            raise InputError(f"HJB window must be one of {', '.join(HJB_WINDOWS)}; got {self.window!r}")
         if not isinstance(self.num_iterations, int) or self.num_iterations < 1:
             raise InputError(f"HJB iterations must be a whole number >= 1, got {self.num_iterations!r}")
         if not isinstance(self.start_step, int) or self.start_step < 0:
@@ -69,6 +76,11 @@ class HJBSettings:
             raise InputError(f"HJB fast dtype must be bf16, fp16 or fp32, got {self.fast_dtype}")
         if self.fast_margin is not None and (not isinstance(self.fast_margin, int) or self.fast_margin < 0):
             raise InputError(f"HJB fast margin must be None or >= 0 latent pixels, got {self.fast_margin!r}")
+
+    def tile_size_for(self, num_frames: int, tile_size: int) -> int:
+        """The sampler's window size with HJB on: the requested one (capped at the frame count) when tiled, all
+        frames for ``all_frames``."""
+        return num_frames if self.window == "all_frames" else min(tile_size, num_frames)
 
     def is_refined(self, step_index: int) -> bool:
         """Whether denoising step ``step_index`` (0-based) runs the face optimisation (inclusive range)."""

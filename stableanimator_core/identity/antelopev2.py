@@ -108,6 +108,11 @@ class AntelopeV2:
         self.set_det_size(det_size)
         return list(self.app.get(image_bgr))
 
+    def embed_aligned(self, face_crop: np.ndarray) -> np.ndarray:
+        """Raw glintr100 embedding (512,) of an already aligned face crop (any square size: insightface resizes it
+        to 112 px), as the official fallback's ``handler_ante.get_feat(aligned_face)``."""
+        return np.asarray(self.app.models["recognition"].get_feat(face_crop), dtype=np.float32).reshape(-1)
+
 
 def load_antelopev2(insightface_root: str, provider: str = "auto") -> AntelopeV2:
     """A cached ``AntelopeV2`` per (pack folder, provider)."""

@@ -6,6 +6,7 @@ result, not only a memory knob; the official default is 4.
 
 from __future__ import annotations
 
+import copy
 from typing import Callable, Optional
 
 import torch
@@ -23,13 +24,17 @@ def vae_scaling_factor(vae: torch.nn.Module) -> float:
 
 def decode_latents_to_pixels(vae: torch.nn.Module, latents: torch.Tensor, decode_chunk_size: int = 4,
                              on_chunk: Optional[Callable[[int, int], None]] = None,
-                             free_memory: Optional[Callable[[], int]] = None) -> torch.Tensor:
+                             free_memory: Optional[Callable[[], int]] = None,
+                             dtype: Optional[torch.dtype] = None) -> torch.Tensor:
     """``[1, F, 4, h, w]`` latents -> ``[F, 3, H, W]`` decoder output in about [-1, 1] (float32, on CPU).
 
     Works with or without autograd (HJB decodes with gradients); ``on_chunk(done, total)`` reports progress.
     ``decode_chunk_size=0`` picks the chunk from the free memory (``free_memory()`` in bytes, by default the
-    device's; see :func:`acceleration.choose_decode_chunk_size`).
+    device's; see :func:`acceleration.choose_decode_chunk_size`). ``dtype`` other than the VAE's decodes with a
+    copy of the VAE in that dtype (the official basic script's fp16 decode), leaving the loaded VAE as it is.
     """
+    if dtype is not None and dtype != next(vae.parameters()).dtype:
+        vae = copy.deepcopy(vae).to(dtype)
     p = next(vae.parameters())
     if decode_chunk_size == 0:
         decode_chunk_size = auto_decode_chunk_size(latents, p.device, p.dtype, free_memory)
@@ -64,6 +69,7 @@ def pixels_to_frames(pixels: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def decode_latents(vae: torch.nn.Module, latents: torch.Tensor, decode_chunk_size: int = 4,
                    on_chunk: Optional[Callable[[int, int], None]] = None,
-                   free_memory: Optional[Callable[[], int]] = None) -> torch.Tensor:
+                   free_memory: Optional[Callable[[], int]] = None,
+                   dtype: Optional[torch.dtype] = None) -> torch.Tensor:
     """``[1, F, 4, h, w]`` -> ``[F, H, W, 3]`` frames in [0, 1] (float32, CPU); chunk 0 = automatic."""
-    return pixels_to_frames(decode_latents_to_pixels(vae, latents, decode_chunk_size, on_chunk, free_memory))
+    return pixels_to_frames(decode_latents_to_pixels(vae, latents, decode_chunk_size, on_chunk, free_memory, dtype))

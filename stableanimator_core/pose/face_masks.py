@@ -6,10 +6,10 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..boxes import FaceBox
+from ..boxes import FaceBox, rescale_box
 from . import PoseSequence, face_boxes_from_poses, map_driving_box
 
-FACE_MASK_SOURCES = ("skeleton", "insightface")
+FACE_MASK_SOURCES = ("skeleton", "insightface", "official")
 
 
 def sequence_face_boxes(sequence: PoseSequence, height: int, width: int, source: str = "skeleton",
@@ -19,17 +19,24 @@ def sequence_face_boxes(sequence: PoseSequence, height: int, width: int, source:
 
     ``skeleton`` uses the aligned face keypoints (no extra model). ``insightface`` detects the face on each
     driving frame and moves its box the way the alignment moved that frame; frames where it finds no face fall
-    back to the skeleton's box.
+    back to the skeleton's box. ``official`` is ``face_mask_extraction.py`` on the driving frames (see
+    ``identity.driving_faces.official_face_box``): not moved by the alignment, only scaled from the driving
+    frame's size to ``height`` x ``width`` (the official script needs the frames at that size already).
     """
-    from_skeleton = face_boxes_from_poses(sequence.aligned, height, width)
-    if source == "skeleton":
-        return from_skeleton
-    if source != "insightface":
+    if source not in FACE_MASK_SOURCES:
         raise ValueError(f"face mask source must be one of {FACE_MASK_SOURCES}, got {source!r}")
+    if source == "skeleton":
+        return face_boxes_from_poses(sequence.aligned, height, width)
     if driving_frames is None or face_model is None:
-        raise ValueError("insightface face boxes need the driving frames and the antelopev2 model")
+        raise ValueError(f"{source} face boxes need the driving frames and the antelopev2 model")
+    if source == "official":
+        from ..identity.driving_faces import official_face_boxes
+
+        found = official_face_boxes(driving_frames, face_model)
+        return [rescale_box(b, f.shape[:2], (height, width)) for b, f in zip(found, driving_frames)]
     from ..identity import driving_face_boxes
 
+    from_skeleton = face_boxes_from_poses(sequence.aligned, height, width)
     detected = driving_face_boxes(driving_frames, face_model)
     boxes = []
     for i, src in enumerate(sequence.source):

@@ -117,3 +117,24 @@ def test_dispatcher(models, inputs):
     assert code == 0 and len(os.listdir(out)) == 13
     assert cli.main(["pose", "--detector", models[0], "--estimator", models[1], "--reference",
                      str(inputs / "missing.png"), "--driving", str(inputs / "frames"), "--out", str(out)]) == 2
+
+
+@pytest.mark.parametrize("preset, differs", [("official", []), ("pack", [2, 6])])
+def test_preset_official_writes_the_official_tools_pngs(models, tmp_path, preset, differs):
+    import hashlib
+
+    from test_pose_extraction import OFFICIAL_SHA256, make_mixed_inputs
+
+    make_mixed_inputs(str(tmp_path))
+    out = tmp_path / "poses"
+    parser = argparse.ArgumentParser()
+    pose_command.add_arguments(parser)
+    args = parser.parse_args(["--detector", models[0], "--estimator", models[1], "--reference",
+                              str(tmp_path / "ref3.png"), "--driving", str(tmp_path / "mixed"), "--out", str(out),
+                              "--provider", "cpu", "--preset", preset])
+    assert pose_command.run(args) == 0
+    got = [hashlib.sha256(np.ascontiguousarray(cv2.cvtColor(cv2.imread(str(out / f"frame_{i}.png")),
+                                                            cv2.COLOR_BGR2RGB)).tobytes()).hexdigest()[:16]
+           for i in range(9)]
+    official = OFFICIAL_SHA256["mixed_ref3"]
+    assert [i for i, (g, o) in enumerate(zip(got, official)) if g != o] == differs

@@ -11,7 +11,9 @@ import pytest
 from skimage import data
 
 from stableanimator_core.errors import InputError, NoFaceError
-from stableanimator_core.identity import driving_face_boxes, largest_face, load_antelopev2, reference_identity
+from stableanimator_core.identity import (
+    align_face_512, driving_face_boxes, largest_face, load_antelopev2, reference_identity,
+)
 from stableanimator_core.pose.face_boxes import map_driving_box
 from stableanimator_core.testing.onnx_mocks import write_antelopev2_pack
 
@@ -71,7 +73,7 @@ def test_no_face_is_an_error_naming_the_image_unless_allowed(model, caplog):
     with pytest.raises(NoFaceError, match="ref_photo.png"):
         reference_identity(np.zeros((200, 200, 3), np.uint8), model, image_name="ref_photo.png")
     with caplog.at_level(logging.WARNING):
-        assert reference_identity(np.zeros((200, 200, 3), np.uint8), model, allow_no_face=True) is None
+        assert reference_identity(np.zeros((200, 200, 3), np.uint8), model, no_face="zero_tokens") is None
     assert "without an identity" in caplog.text
 
 
@@ -126,3 +128,60 @@ def test_driving_face_boxes_and_their_mapping(model):
     # onto a 300 x 200 generation canvas with the identity face map: the box scales with the canvas
     mapped = map_driving_box(boxes[0], (600, 400), (np.ones(2), np.zeros(2)), 200, 300)
     assert mapped == (int(np.floor(y0 / 2)), int(np.ceil(y1 / 2)) - 1, int(np.floor(x0 / 2)), int(np.ceil(x1 / 2)) - 1)
+
+
+# ---- the official scripts' choices ------------------------------------------------------------------------
+def test_official_inference_channels_feed_insightface_rgb(model):
+    """inference_basic.py:342-344: cv2.imread (BGR) then COLOR_RGB2BGR, so insightface gets the RGB array."""
+    img = face_image([(250, 100, 120)])
+    ident = reference_identity(img, model, channels="official_inference")
+    np.testing.assert_array_equal(ident.embedding, largest_face(model.app.get(img.copy())).embedding)
+    assert not np.allclose(ident.embedding, reference_identity(img, model).embedding)
+    with pytest.raises(InputError, match="channels"):
+        reference_identity(img, model, channels="rgb")
+
+
+def test_official_no_face_is_a_zero_embedding_without_a_landmark_model(model, caplog):
+    with caplog.at_level(logging.WARNING):
+        ident = reference_identity(np.zeros((200, 200, 3), np.uint8), model, no_face="official")
+    assert ident.source == "zero_embedding" and ident.box is None
+    assert ident.embedding.shape == (512,) and ident.embedding.dtype == np.float32 and not ident.embedding.any()
+    assert "zero ArcFace embedding" in caplog.text
+
+
+def test_official_no_face_detects_at_640_only_then_retries_on_the_aligned_face(model):
+    fake = LadderModel()  # finds a face at <= 384 px only: the official 640 px detection misses it
+    fake.embed_aligned = model.embed_aligned
+    img = face_image([(250, 100, 120)])
+    points = np.array([[270, 140], [330, 140], [300, 170], [275, 200], [325, 200]], np.float32)
+    seen = []
+    ident = reference_identity(img, fake, no_face="official", channels="official_inference",
+                               landmark_model=lambda im: seen.append(im) or points)
+    assert fake.asked == [640] and ident.source == "aligned_retry"
+    assert seen[0] is img  # the landmark model sees what insightface saw (here the official RGB array)
+    np.testing.assert_array_equal(ident.embedding, model.embed_aligned(align_face_512(img, points)))
+
+
+def test_aligned_crop_puts_the_landmarks_on_facexlibs_template():
+    from stableanimator_core.identity.reference import ALIGN_BORDER, ALIGN_TEMPLATE_512
+
+    img = np.zeros((120, 120, 3), np.uint8)
+    points = ALIGN_TEMPLATE_512 * 0.25 + [10, 10]  # a scaled, shifted copy of the template: a similarity maps it back
+    for x, y in points:
+        cv2.circle(img, (int(round(x)), int(round(y))), 1, (255, 255, 255), -1)
+    crop = align_face_512(img, points)
+    assert crop.shape == (512, 512, 3)
+    for x, y in ALIGN_TEMPLATE_512:
+        assert crop[int(round(y)), int(round(x))].max() > 50
+    assert tuple(crop[511, 511]) == ALIGN_BORDER  # outside the source: facexlib's grey border
+
+
+def test_center_face_landmarks_is_facexlibs_only_center_face():
+    from stableanimator_core.identity.landmarks import center_face_landmarks
+
+    rows = np.zeros((2, 15))
+    rows[0, :4] = [0, 0, 40, 40]
+    rows[1, :4] = [80, 80, 120, 120]  # centre (100, 100) = the image centre
+    rows[1, 5:15] = np.arange(10)
+    np.testing.assert_array_equal(center_face_landmarks(rows, 200, 200), np.arange(10).reshape(5, 2))
+    assert center_face_landmarks(np.zeros((0, 15)), 200, 200) is None

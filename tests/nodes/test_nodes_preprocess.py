@@ -78,3 +78,34 @@ def test_face_embed_identity_and_no_identity(nodes, media):
 def test_face_embed_without_a_face_says_so(nodes):
     with pytest.raises(Exception, match="No face found in the reference image"):
         nodes["StableAnimatorFaceEmbed"]().embed(torch.zeros(1, 96, 96, 3), "identity", "cpu")
+
+
+def test_dwpose_node_official_preset_is_the_official_pose_options(nodes, media, standalone_models):
+    from stableanimator_core.conditioning import to_uint8_rgb
+    from stableanimator_core.pose import DWPose, extract_poses, render_skeletons
+    from stableanimator_core.pose.extraction import OFFICIAL_POSE_OPTIONS
+
+    reference, driving = media
+    frames = torch.cat([driving[:2], torch.zeros(1, *driving.shape[1:]), driving[2:]])  # one frame without anyone
+    # the widgets say otherwise; the preset wins
+    out = _dwpose(nodes, frames, reference, preset="official", several_people="largest", missing_person="error")
+    root = Path(standalone_models) / "stableanimator" / "DWPose"
+    model = DWPose(str(root / "yolox_l.onnx"), str(root / "dw-ll_ucoco_384.onnx"), provider="cpu")
+    seq = extract_poses(to_uint8_rgb(reference[0]), [to_uint8_rgb(f) for f in frames], model, **OFFICIAL_POSE_OPTIONS)
+    expected = torch.from_numpy(np.stack(list(render_skeletons(seq)))).float() / 255.0
+    assert torch.equal(out["result"][0], expected)
+    assert seq.aligned[2].num_people == 1  # the whole-image pose, as the official tool keeps it
+
+
+def test_face_embed_official_preset(nodes, media):
+    reference, _ = media
+    face, mask = nodes["StableAnimatorFaceEmbed"]().embed(reference, "identity", "cpu", preset="official")
+    pack, _ = nodes["StableAnimatorFaceEmbed"]().embed(reference, "identity", "cpu")
+    assert not np.allclose(face.embedding, pack.embedding)  # RGB fed to insightface, as the official script
+    blank, blank_mask = nodes["StableAnimatorFaceEmbed"]().embed(torch.zeros(1, 96, 96, 3), "identity", "cpu",
+                                                                 preset="official")
+    assert not blank.embedding.any() and blank.embedding.shape == (512,)  # the zero embedding, not zero tokens
+    assert blank.box == (0, 95, 0, 95) and blank_mask.sum() == 96 * 96  # the official all-255 reference mask
+    none, _ = nodes["StableAnimatorFaceEmbed"]().embed(torch.zeros(1, 96, 96, 3), "identity", "cpu",
+                                                       no_face="zero_tokens")
+    assert none.embedding is None
