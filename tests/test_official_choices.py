@@ -18,7 +18,7 @@ from stableanimator_core.devices import resolve_decode_dtype, resolve_dtype
 from stableanimator_core.hjb import HJBSettings
 from stableanimator_core.identity.driving_faces import official_face_box
 from stableanimator_core.presets import OFFICIAL, PACK, preset_choices
-from stableanimator_core.windows import window_indices
+from stableanimator_core.sampling.windows import window_indices
 
 
 # ---- HJB window: inference_op.py:461 tile_size=num_frames ------------------------------------------------
@@ -66,7 +66,7 @@ def test_official_face_box_small_expected_case():
 
 
 def test_official_target_boxes_come_from_the_driving_frames_unaligned(tmp_path):
-    from stableanimator_core.face_masks import sequence_face_boxes
+    from stableanimator_core.pose.face_masks import sequence_face_boxes
     from stableanimator_core.identity import load_antelopev2
     from stableanimator_core.pose import PoseFrame, PoseSequence
     from stableanimator_core.testing.onnx_mocks import write_antelopev2_pack
@@ -90,8 +90,8 @@ def test_official_target_boxes_come_from_the_driving_frames_unaligned(tmp_path):
 
 # ---- no face in the reference: a zero 512-d embedding through the face encoder -----------------------------
 def test_zero_embedding_gives_the_face_encoders_tokens_not_zero_tokens(tiny_models):
-    from stableanimator_core import conditioning as C
-    from stableanimator_core.pipeline import face_tokens
+    from stableanimator_core.pipeline import conditioning as C
+    from stableanimator_core.pipeline.animate import face_tokens
 
     clip = torch.randn(1, 1, tiny_models.face_encoder.norm.normalized_shape[0], generator=torch.Generator().manual_seed(0))
     zero = np.zeros(512, np.float32)
@@ -112,7 +112,7 @@ def test_official_precision_per_stage():
 
 
 def test_official_fp16_decode_is_the_fp16_vae(tiny_models):
-    from stableanimator_core.decode import SVD_SCALING_FACTOR, decode_latents
+    from stableanimator_core.pipeline.decode import SVD_SCALING_FACTOR, decode_latents
 
     latents = torch.randn(1, 2, 4, 16, 8, generator=torch.Generator().manual_seed(1))
     vae = tiny_models.vae

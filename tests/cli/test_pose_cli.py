@@ -123,7 +123,7 @@ def test_dispatcher(models, inputs):
 def test_preset_official_writes_the_official_tools_pngs(models, tmp_path, preset, differs):
     import hashlib
 
-    from test_pose_extraction import OFFICIAL_SHA256, make_mixed_inputs
+    from stableanimator_core.testing.official_pose import OFFICIAL_SHA256, make_mixed_inputs
 
     make_mixed_inputs(str(tmp_path))
     out = tmp_path / "poses"

@@ -93,3 +93,23 @@ def test_loader_fp8_storage_and_automatic_decode_chunk(nodes, condition):
     out = nodes["StableAnimatorSampler"]().sample(fp8, cond, latent, 1, 1, 3.0, 16, 4, batch_cfg=False)[0]
     frames = nodes["StableAnimatorDecode"]().decode(fp8, out, 0)[0]  # 0 = chunk from free memory
     assert frames.shape == (3, 128, 64, 3) and torch.isfinite(frames).all()
+
+
+def test_official_precision_and_hjb_preset(nodes, condition):
+    loader = nodes["StableAnimatorModelLoader"]()
+    args = ("Animation/unet.pth", "Animation/pose_net.pth", "Animation/face_encoder.pth", "stableanimator/SVD")
+    official = loader.load(*args, "official")[0]
+    assert official.dtype == torch.float16 and official.decode_dtype == torch.float16  # inference_basic.py
+    assert next(official.models.unet.parameters()).dtype == torch.float16
+    assert next(official.models.vae.parameters()).dtype == torch.float32  # the encoder stays fp32; decode copies
+    cond, latent = condition(official, frames=3)
+    out = nodes["StableAnimatorSampler"]().sample(official, cond, latent, 1, 1, 3.0, 16, 4)[0]
+    frames = nodes["StableAnimatorDecode"]().decode(official, out, 4)[0]
+    assert frames.shape == (3, 128, 64, 3) and torch.isfinite(frames).all() and frames.std() > 0
+
+    hjb = nodes["StableAnimatorHJBSettings"]()
+    built = hjb.build("Animation/glintr100_torch.pth", 1, 0, 0, 0.1, "fast", 4, window="tiled", preset="official")[0]
+    assert built.settings.mode == "faithful" and built.settings.window == "all_frames"  # inference_op.py
+    assert built.settings.tile_size_for(40, 16) == 40
+    pack = hjb.build("Animation/glintr100_torch.pth", 1, 0, 0, 0.1, "memory_bounded", 4)[0]
+    assert pack.settings.window == "tiled" and pack.settings.tile_size_for(40, 16) == 16

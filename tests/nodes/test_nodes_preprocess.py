@@ -81,7 +81,7 @@ def test_face_embed_without_a_face_says_so(nodes):
 
 
 def test_dwpose_node_official_preset_is_the_official_pose_options(nodes, media, standalone_models):
-    from stableanimator_core.conditioning import to_uint8_rgb
+    from stableanimator_core.pipeline.conditioning import to_uint8_rgb
     from stableanimator_core.pose import DWPose, extract_poses, render_skeletons
     from stableanimator_core.pose.extraction import OFFICIAL_POSE_OPTIONS
 
