@@ -44,11 +44,13 @@ class StableAnimatorModelLoader:
             "svd": (bridge.with_default(bridge.list_svd_folders(), "stableanimator/SVD"), {"tooltip": "The SVD-xt diffusers folder (SVD/ in the StableAnimator download): "
                                                 "its vae/ and image_encoder/ are used; its unet weights are not."}),
             "precision": (list(PRECISIONS), {"default": "auto",
-                                              "tooltip": "auto: bf16 on GPUs that support it, else fp16; fp32 on "
-                                                         "CPU; the VAE in fp32. official: as inference_basic.py, "
-                                                         "fp16 models and fp16 VAE decoding (the encoder in fp32). "
-                                                         "For HJB the official script (inference_op.py) uses fp32 "
-                                                         "everywhere: choose fp32."}),
+                                              "tooltip": "auto: bf16 on GPUs with native bf16 (compute "
+                                                         "capability 8.0+: RTX 30xx and newer, A100, H100), fp16 "
+                                                         "on older GPUs and Apple, fp32 on CPU; the VAE in fp32. "
+                                                         "official: as inference_basic.py, fp16 models and fp16 "
+                                                         "VAE decoding (the encoder in fp32). For HJB the official "
+                                                         "script (inference_op.py) uses fp32 everywhere: choose "
+                                                         "fp32."}),
         }, "optional": {
             "weight_storage": (list(WEIGHT_STORAGES), {"default": "default",
                                                        "tooltip": "fp8: UNet weights stored in 8 bits (half the "

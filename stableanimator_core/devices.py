@@ -6,6 +6,10 @@ import torch
 
 PRECISIONS = ("auto", "official", "fp32", "fp16", "bf16")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+PRECISION_NAMES = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
+# bf16 tensor cores arrived with Ampere (compute capability 8.0); before that torch emulates bf16 (slowly)
+# and torch.cuda.is_bf16_supported() still says True, so it cannot make this decision
+NATIVE_BF16_CAPABILITY = (8, 0)
 
 
 def default_device() -> torch.device:
@@ -16,10 +20,19 @@ def default_device() -> torch.device:
     return torch.device("cpu")
 
 
+def has_native_bf16(device: torch.device | str) -> bool:
+    """True on CUDA GPUs of compute capability 8.0 or newer (Ampere, Ada, Hopper, Blackwell)."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return False
+    return tuple(torch.cuda.get_device_capability(device)) >= NATIVE_BF16_CAPABILITY
+
+
 def resolve_dtype(precision: str, device: torch.device | str, hjb: bool = False) -> torch.dtype:
     """The dtype of the UNet, PoseNet, face encoder and CLIP encoder.
 
-    ``auto``: bf16 on GPUs that support it, else fp16 on GPUs, fp32 on CPU (half is slow and lossy there).
+    ``auto``: bf16 where it is native (CUDA capability >= 8.0), fp16 on older CUDA GPUs and on Apple MPS, fp32 on
+    the CPU and on other devices (half precision is slow and lossy there).
     ``official``: what the official scripts use on any device: fp16 (``inference_basic.py:320``), fp32 with HJB
     (``inference_op.py:274``).
     """
@@ -31,7 +44,7 @@ def resolve_dtype(precision: str, device: torch.device | str, hjb: bool = False)
         return _DTYPES[precision]
     device = torch.device(device)
     if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.bfloat16 if has_native_bf16(device) else torch.float16
     if device.type == "mps":
         return torch.float16
     return torch.float32
@@ -45,3 +58,7 @@ def resolve_decode_dtype(precision: str, hjb: bool = False) -> torch.dtype:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     return torch.float16 if precision == "official" and not hjb else torch.float32
+
+
+def precision_name(dtype: torch.dtype) -> str:
+    return PRECISION_NAMES.get(dtype, str(dtype).removeprefix("torch."))

@@ -76,6 +76,18 @@ def _timed(opts: AnimateOptions, name: str, start: float) -> None:
 
 
 def run_animation(opts: AnimateOptions) -> Path:
+    """Render the animation and write it as H.264 mp4 to ``opts.out``; returns the path."""
+    from ..io.video import write_mp4
+
+    video, fps = render_animation(opts)
+    t = time.perf_counter()
+    path = write_mp4(opts.out, video, fps)
+    _timed(opts, "write", t)
+    return path
+
+
+def render_animation(opts: AnimateOptions) -> tuple[torch.Tensor, float]:
+    """Every stage up to the decoded frames: ``([F, H, W, 3]`` float in 0..1, frame rate of the video)."""
     from ..pipeline import animate as P
     from ..pipeline.conditioning import check_generation_size
     from ..pipeline.decode import decode_latents
@@ -85,7 +97,7 @@ def run_animation(opts: AnimateOptions) -> Path:
     from ..pose import DWPose, check_first_pose, extract_poses, render_skeletons
     from ..sampling.controls import TermWindow
     from ..sampling.sampler import SamplerSettings
-    from ..io.video import read_frames, read_image, write_mp4
+    from ..io.video import read_frames, read_image
 
     check_generation_size(opts.width, opts.height)
     identity_window = TermWindow(opts.id_strength, opts.id_start, opts.id_end)
@@ -160,10 +172,8 @@ def run_animation(opts: AnimateOptions) -> Path:
     t = time.perf_counter()
     video = decode_latents(models.vae, latents, opts.decode_chunk_size,
                            dtype=resolve_decode_dtype(opts.precision, opts.hjb))
-    fps = opts.fps or source_fps or 8.0
-    path = write_mp4(opts.out, video, fps)
-    _timed(opts, "decode+write", t)
-    return path
+    _timed(opts, "decode", t)
+    return video, opts.fps or source_fps or 8.0
 
 
 def _hjb_refiner(opts: AnimateOptions, models, reference: np.ndarray, identity, poses, frames,

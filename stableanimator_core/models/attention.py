@@ -93,12 +93,16 @@ class IDCrossAttention(Attention):
         n, length, _ = hidden_states.shape
 
         q = None
+        # The statistics are computed in float32 whatever the working dtype: a sum of squares over
+        # tokens x channels leaves the fp16 range at the trained sizes (the official torch.std accumulates in
+        # float32 internally; a hand-written fp16 sum does not).
         if n_clip == 1:
             clip_vec = self.to_v(clip_ctx)  # [N, 1, C]: every query gets exactly this
             channels = clip_vec.shape[-1]
-            mean_a = clip_vec.mean(dim=(1, 2), keepdim=True)
+            clip32 = clip_vec.float()
+            mean_a = clip32.mean(dim=(1, 2), keepdim=True)
             # std over the (length x channels) broadcast tensor, unbiased like torch.std on the full tensor
-            sq = (clip_vec - mean_a).square().sum(dim=(1, 2), keepdim=True) * length
+            sq = (clip32 - mean_a).square().sum(dim=(1, 2), keepdim=True) * length
             std_a = (sq / (length * channels - 1)).sqrt()
             clip_out = clip_vec
         else:
@@ -106,8 +110,7 @@ class IDCrossAttention(Attention):
             k = _split_heads(self.to_k(clip_ctx), self.heads)
             v = _split_heads(self.to_v(clip_ctx), self.heads)
             clip_out = _merge_heads(F.scaled_dot_product_attention(q, k, v))
-            mean_a = clip_out.mean(dim=(1, 2), keepdim=True)
-            std_a = clip_out.std(dim=(1, 2), keepdim=True)
+            std_a, mean_a = torch.std_mean(clip_out.float(), dim=(1, 2), keepdim=True)
 
         if id_scale == 0:
             # identity off: A alone (broadcast over the queries when A came from the one-token shortcut)
@@ -125,9 +128,9 @@ class IDCrossAttention(Attention):
         id_k = _split_heads(self.processor.id_to_k(id_ctx), self.heads)
         id_v = _split_heads(self.processor.id_to_v(id_ctx), self.heads)
         id_out = _merge_heads(F.scaled_dot_product_attention(q, id_k, id_v))
-        mean_i = id_out.mean(dim=(1, 2), keepdim=True)
-        std_i = id_out.std(dim=(1, 2), keepdim=True)
-        return (id_out - mean_i) * (std_a / (std_i + 1e-5)) + mean_a
+        std_i, mean_i = torch.std_mean(id_out.float(), dim=(1, 2), keepdim=True)  # fp32, see forward
+        dtype = id_out.dtype
+        return (id_out - mean_i.to(dtype)) * (std_a / (std_i + 1e-5)).to(dtype) + mean_a.to(dtype)
 
 
 class FeedForward(nn.Module):

@@ -27,9 +27,10 @@ class PerceiverAttention(nn.Module):
         q = self.to_q(latents)
         k, v = self.to_kv(torch.cat([features, latents], dim=1)).chunk(2, dim=-1)
         q, k, v = (t.view(b, t.shape[1], self.heads, -1).transpose(1, 2) for t in (q, k, v))
-        # The official code scales q and k by d^-1/4 each and runs the softmax in float32; kept as is.
+        # The official code scales q and k by d^-1/4 each and runs the softmax in float32; here the scores are
+        # formed in float32 too (in fp16 the product itself can overflow before the official upcast).
         s = 1.0 / math.sqrt(math.sqrt(self.dim_head))
-        weight = torch.softmax(((q * s) @ (k * s).transpose(-2, -1)).float(), dim=-1).to(q.dtype)
+        weight = torch.softmax((q.float() * s) @ (k.float() * s).transpose(-2, -1), dim=-1).to(q.dtype)
         out = (weight @ v).permute(0, 2, 1, 3).reshape(b, n_lat, -1)
         return self.to_out(out)
 

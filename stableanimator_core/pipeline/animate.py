@@ -19,6 +19,7 @@ import torch
 from . import conditioning as C
 from ..sampling.controls import OFFICIAL, TermWindow
 from .decode import decode_latents
+from ..numerics import require_finite
 from ..sampling.sampler import VAE_SCALE, Refiner, SamplerCallbacks, SamplerModels, SamplerSettings, initial_noise, sample
 from ..loading.bundle import StableAnimatorModels
 from ..sampling.windows import effective_tile_size
@@ -57,6 +58,7 @@ def clip_embeds(models: StableAnimatorModels, reference: np.ndarray | torch.Tens
     """CLIP image embedding of the reference, ``[1, 1, D]`` float32 on CPU."""
     pixels = C.clip_pixels(C.to_uint8_rgb(reference))
     embeds = C.encode_clip(models.image_encoder, pixels).float().cpu()
+    require_finite(embeds, "CLIP image encoding", next(models.image_encoder.parameters()).dtype)
     if recorder is not None:
         recorder.update(clip_pixel_values=pixels, clip_image_embeds=embeds[:, 0])
     return embeds
@@ -71,6 +73,7 @@ def face_tokens(models: StableAnimatorModels, arcface_embedding: Optional[np.nda
         tokens = torch.zeros((1, models.face_encoder.num_tokens, clip.shape[-1]))
     else:
         tokens = C.encode_face_tokens(models.face_encoder, arcface_embedding, clip).float().cpu()
+        require_finite(tokens, "The face encoder", next(models.face_encoder.parameters()).dtype)
     if recorder is not None:
         recorder["face_encoder_out"] = tokens
     return tokens
@@ -86,7 +89,7 @@ def reference_latent(models: StableAnimatorModels, reference: np.ndarray | torch
     augmented, latent = C.encode_reference_latent(models.vae, image, noise, settings.noise_aug_strength)
     if recorder is not None:
         recorder["vae_encoder_input"] = augmented.cpu()
-    return latent.float().cpu()
+    return require_finite(latent.float().cpu(), "VAE encoding of the reference", torch.float32)
 
 
 def build_conditioning(models: StableAnimatorModels, reference: np.ndarray | torch.Tensor,
@@ -127,9 +130,10 @@ def run_sampler(models: StableAnimatorModels, cond: C.Conditioning, settings: Sa
                 recorder: Optional[dict] = None, device: Optional[torch.device | str] = None) -> torch.Tensor:
     height, width = cond.size_hw
     noise = latent_noise(settings.seed, width, height, cond.num_frames, settings.tile_size)
-    return sample(SamplerModels(models.unet, models.pose_net), cond, settings, noise,
-                  device=device or models.device, refiner=refiner, callbacks=callbacks, recorder=recorder,
-                  schedule_config=models.scheduler_config)
+    latents = sample(SamplerModels(models.unet, models.pose_net), cond, settings, noise,
+                     device=device or models.device, refiner=refiner, callbacks=callbacks, recorder=recorder,
+                     schedule_config=models.scheduler_config)
+    return require_finite(latents, "Sampling (the UNet)", models.dtype)
 
 
 @dataclass

@@ -12,6 +12,7 @@ from typing import Callable, Optional
 import torch
 
 from ..models.acceleration import choose_decode_chunk_size, free_memory_bytes
+from ..numerics import require_finite
 
 SVD_SCALING_FACTOR = 0.18215
 VAE_DOWNSCALE = 8  # SVD's VAE: latent pixel -> 8x8 image pixels
@@ -71,5 +72,11 @@ def decode_latents(vae: torch.nn.Module, latents: torch.Tensor, decode_chunk_siz
                    on_chunk: Optional[Callable[[int, int], None]] = None,
                    free_memory: Optional[Callable[[], int]] = None,
                    dtype: Optional[torch.dtype] = None) -> torch.Tensor:
-    """``[1, F, 4, h, w]`` -> ``[F, H, W, 3]`` frames in [0, 1] (float32, CPU); chunk 0 = automatic."""
-    return pixels_to_frames(decode_latents_to_pixels(vae, latents, decode_chunk_size, on_chunk, free_memory, dtype))
+    """``[1, F, 4, h, w]`` -> ``[F, H, W, 3]`` frames in [0, 1] (float32, CPU); chunk 0 = automatic.
+
+    Non-finite latents or decoder outputs raise :class:`numerics.NonFiniteError` (clamping would hide them as
+    black frames)."""
+    require_finite(latents, "The latents given to the VAE decoder", latents.dtype,
+                   advice="They come from the sampler: run it in another precision (bf16 or fp32)")
+    pixels = decode_latents_to_pixels(vae, latents, decode_chunk_size, on_chunk, free_memory, dtype)
+    return pixels_to_frames(require_finite(pixels, "VAE decoding", dtype or next(vae.parameters()).dtype))
