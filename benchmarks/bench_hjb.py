@@ -40,25 +40,25 @@ sys.path.insert(0, str(ROOT))
 from stableanimator_core.hjb import FaceRefiner, HJBSettings  # noqa: E402
 from stableanimator_core.hjb.decode import conv_receptive_radius  # noqa: E402
 from stableanimator_core.hjb.settings import parse_dtype  # noqa: E402
-from stableanimator_core.models.iresnet import iresnet100  # noqa: E402
+from stableanimator_core.models.iresnet import IResNet, iresnet100  # noqa: E402
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_measure import StageClock  # noqa: E402
-from bench_models import fullsize_configs, synthetic_face_boxes  # noqa: E402
+from bench_models import fullsize_configs, synthetic_face_boxes, tiny_configs  # noqa: E402
 
 # ----------------------------------------------------------------------------- models and inputs
 
-def vae_config() -> dict:
-    return fullsize_configs()["vae"]
+def vae_config(tiny: bool = False) -> dict:
+    return (tiny_configs() if tiny else fullsize_configs())["vae"]
 
 
-def build_models(device: torch.device, seed: int):
+def build_models(device: torch.device, seed: int, tiny: bool = False):
     from diffusers import AutoencoderKLTemporalDecoder
 
     torch.manual_seed(seed)
-    vae = AutoencoderKLTemporalDecoder(**vae_config()).eval().requires_grad_(False)
-    face_net = iresnet100().eval().requires_grad_(False)
-    return vae.to(device), face_net.to(device)
+    vae = AutoencoderKLTemporalDecoder(**vae_config(tiny)).eval().requires_grad_(False)
+    face_net = (IResNet(tiny_configs()["face_embedder"]["layers"]) if tiny else iresnet100()).eval()
+    return vae.to(device), face_net.requires_grad_(False).to(device)
 
 
 def make_inputs(frames: int, height: int, width: int, seed: int, device: torch.device):
@@ -147,6 +147,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--baseline", type=Path, default=None, help="official StableAnimator checkout to compare with")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", type=Path, default=None, help="write the results here")
+    p.add_argument("--tiny", action="store_true", help="tiny VAE and IResNet (checks that the code runs)")
     p.add_argument("--exact-cpu-memory", action="store_true",
                    help="CPU: re-run with glibc's mmap threshold fixed at 64 KiB, so freed tensors leave the RSS at "
                         "once and the sampled peak tracks live memory (slows allocation a little)")
@@ -158,7 +159,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     device = torch.device(args.device)
     fast_dtype = parse_dtype(args.dtype)
     warmup = args.warmup if args.warmup is not None else (1 if device.type == "cuda" else 0)
-    vae, face_net = build_models(device, args.seed)
+    if args.tiny and args.baseline is not None:
+        raise SystemExit("--tiny cannot be combined with --baseline (the official models are built full-size)")
+    vae, face_net = build_models(device, args.seed, args.tiny)
     x0, boxes, reference = make_inputs(args.frames, args.height, args.width, args.seed, device)
     margin = args.margin if args.margin is not None else conv_receptive_radius(vae.decoder)
 
@@ -207,7 +210,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     info = {"device": str(device), "device_name": torch.cuda.get_device_name(device) if device.type == "cuda"
             else platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "height": args.height, "width": args.width, "frames": args.frames,
+            "torch": torch.__version__, "architecture": "tiny" if args.tiny else "full-size",
+            "height": args.height, "width": args.width, "frames": args.frames,
             "iterations": args.iterations, "chunk": args.chunk, "fast_dtype": str(fast_dtype),
             "fast_margin_latent_px": margin, "repeats": args.repeats, "warmup": warmup,
             "memory_method": "torch.cuda.max_memory_allocated" if device.type == "cuda"

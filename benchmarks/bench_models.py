@@ -60,6 +60,21 @@ def fullsize_configs() -> dict[str, Any]:
     return dict(SVD_XT_CONFIGS)
 
 
+def tiny_configs() -> dict[str, Any]:
+    """The tiny test models' architectures (every layer type, few channels), for the benchmarks' quick CPU runs."""
+    from stableanimator_core.testing.tiny_models import TINY_CLIP, TINY_UNET, TINY_VAE
+
+    clip = {k: v for k, v in TINY_CLIP.items() if k not in ("architectures", "model_type")}
+    vae = {k: v for k, v in TINY_VAE.items() if not k.startswith("_")}
+    unet = {k: v for k, v in TINY_UNET.items() if not k.startswith("_")}
+    cross = unet["cross_attention_dim"]
+    return {"unet": unet, "vae": vae, "image_encoder": clip,
+            "face_encoder": {"cross_attention_dim": cross, "id_embeddings_dim": 512,
+                             "clip_embeddings_dim": clip["projection_dim"], "num_tokens": 4},
+            "pose_net": {"noise_latent_channels": unet["block_out_channels"][0]},
+            "face_embedder": {"layers": [1, 1, 1, 1]}}
+
+
 def scheduler_config() -> dict[str, Any]:
     path = PARITY_DIR / "weights" / "configs.json"
     if path.is_file():
@@ -106,9 +121,11 @@ def _redraw_zero_inits(pose_net: nn.Module, face_encoder: nn.Module, generator: 
 
 
 def build_models(seed: int = 0, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
-                 with_face_embedder: bool = False) -> StableAnimatorModels:
-    """Our pipeline's models, as :func:`loading.load_components` would give them (VAE kept float32)."""
-    cfg = fullsize_configs()
+                 with_face_embedder: bool = False, configs: Optional[dict[str, Any]] = None) -> StableAnimatorModels:
+    """Our pipeline's models, as :func:`loading.load_components` would give them (VAE kept float32).
+
+    ``configs``: the architectures (default :func:`fullsize_configs`; :func:`tiny_configs` for quick runs)."""
+    cfg = configs or fullsize_configs()
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed + 1)
     unet = make_unet(cfg)
@@ -119,9 +136,10 @@ def build_models(seed: int = 0, dtype: torch.dtype = torch.float32, device: torc
     clip = make_clip(cfg)
     face_embedder = None
     if with_face_embedder:
-        from stableanimator_core.models.iresnet import iresnet100
+        from stableanimator_core.models.iresnet import IRESNET100_LAYERS, IResNet
 
-        face_embedder = iresnet100().eval().requires_grad_(False).to(device)
+        layers = cfg.get("face_embedder", {}).get("layers", IRESNET100_LAYERS)
+        face_embedder = IResNet(layers).eval().requires_grad_(False).to(device)
 
     def finish(m: nn.Module, dt: Optional[torch.dtype]) -> nn.Module:
         m.requires_grad_(False).eval()

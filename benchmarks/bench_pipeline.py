@@ -13,7 +13,8 @@ very same weight tensors, reference image, skeleton frames, ArcFace vector and n
 
 Variants (``--variants``, comma-separated): ``ours`` plus options after a colon joined by ``+``:
 ``bf16``/``fp16``/``fp32`` (UNet and PoseNet dtype; default ``--dtype``), ``fp8`` / ``fp8e5m2`` (fp8 weight storage),
-``compile`` / ``compile-max`` (torch.compile, mode default / max-autotune), ``2xb1`` (two batch-1 UNet calls per
+``compile`` / ``compile-max`` (torch.compile, mode default / max-autotune; ``compile-eager``: dynamo's eager
+backend, no code generation), ``2xb1`` (two batch-1 UNet calls per
 window instead of one batch-2 call). ``--baseline PATH`` adds "official (xformers→SDPA stand-in)", imported at run
 time from PATH (see ``official_baseline.py``), run in ``--dtype`` like ``inference_basic.py`` (whole pipeline cast,
 VAE included). Repeats run the variants interleaved (A B A B ...) so drift hits all alike.
@@ -48,7 +49,7 @@ import torch  # noqa: E402
 
 from bench_measure import StageClock, Summary, count_flops, matmul_ceiling, synchronize  # noqa: E402
 from bench_models import (BenchInputs, build_models, fullsize_configs, make_clip, make_face_encoder,  # noqa: E402
-                          make_inputs, make_pose_net, make_unet, make_vae, unet_copy)
+                          make_inputs, make_pose_net, make_unet, make_vae, tiny_configs, unet_copy)
 from stableanimator_core.models import acceleration as acc  # noqa: E402
 from stableanimator_core.pipeline.decode import decode_latents  # noqa: E402
 from stableanimator_core.loading.bundle import StableAnimatorModels  # noqa: E402
@@ -70,6 +71,7 @@ class Variant:
     dtype: torch.dtype
     fp8: Optional[torch.dtype] = None
     compile_mode: Optional[str] = None
+    compile_backend: str = "inductor"
     batch_cfg: bool = True
 
     @property
@@ -95,6 +97,8 @@ def parse_variant(spec: str, default_dtype: torch.dtype) -> Variant:
             v.fp8 = torch.float8_e5m2
         elif opt in ("compile", "compile-max"):
             v.compile_mode = "default" if opt == "compile" else "max-autotune"
+        elif opt == "compile-eager":  # dynamo tracing without code generation: checks the path, quickly
+            v.compile_mode, v.compile_backend = "default", "eager"
         elif opt == "2xb1":
             v.batch_cfg = False
         else:
@@ -114,7 +118,7 @@ class OursRunner:
             if variant.fp8 is not None:
                 acc.store_weights_fp8(models.unet, variant.fp8)
             if variant.compile_mode is not None:
-                acc.compile_unet(models.unet, mode=variant.compile_mode)
+                acc.compile_unet(models.unet, mode=variant.compile_mode, backend=variant.compile_backend)
         self.models = models
 
     def run(self, inputs: BenchInputs, a: argparse.Namespace, clock: StageClock, decode: bool,
@@ -170,8 +174,12 @@ class OursRunner:
 
 # ----------------------------------------------------------------------------- FLOPs (meta device, real shapes)
 
+def architecture(a: argparse.Namespace) -> dict[str, Any]:
+    return tiny_configs() if a.tiny else fullsize_configs()
+
+
 def count_pipeline_flops(a: argparse.Namespace, variants: list[Variant]) -> dict[str, float]:
-    cfg = fullsize_configs()
+    cfg = architecture(a)
     meta = torch.device("meta")
     h, w = a.height // 8, a.width // 8
     tile = effective_tile_size(a.frames, a.tile)
@@ -241,6 +249,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     p.add_argument("--gpu-memory-gb", type=float, default=None,
                    help="cap this process's CUDA memory (set_per_process_memory_fraction) to emulate a smaller card")
     p.add_argument("--no-flops", action="store_true")
+    p.add_argument("--tiny", action="store_true",
+                   help="the tiny test architectures instead of the full-size ones (checks that the code runs)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=None, help="write the JSON here")
     return p.parse_args(argv)
@@ -317,7 +327,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         ceilings[str(dt).replace("torch.", "")] = matmul_ceiling(device, dt)
     log(f"[bench] building full-size models (seed {a.seed}) ...")
     t0 = time.perf_counter()
-    base = build_models(a.seed, base_dtype, device, with_face_embedder=a.hjb > 0)
+    if a.tiny and a.baseline is not None:
+        raise SystemExit("--tiny cannot be combined with --baseline (the official pipeline is built full-size)")
+    base = build_models(a.seed, base_dtype, device, with_face_embedder=a.hjb > 0, configs=architecture(a))
     inputs = make_inputs(a.frames, a.height, a.width, a.seed)
     runners: dict[str, Any] = {}
     for v in variants:
@@ -433,7 +445,7 @@ def build_report(a, variants, runners, results, flops, ceilings, load, warmup, d
         "tile": tile, "overlap": a.overlap, "windows": windows, "decode_chunk": a.decode_chunk,
         "decode": not a.skip_decode, "hjb_iterations": a.hjb, "hjb_mode": a.hjb_mode if a.hjb else None,
         "dtype": a.dtype, "repeats": a.repeats, "warmup": warmup, "warmup_steps": min(a.warmup_steps, a.steps),
-        "seed": a.seed, "reference_variant": ref,
+        "seed": a.seed, "reference_variant": ref, "architecture": "tiny" if a.tiny else "full-size",
         "gpu_memory_cap_gb": a.gpu_memory_gb,
         "memory_method": "torch.cuda.max_memory_allocated above the stage start (reset per stage)"
         if device.type == "cuda" else "peak RSS growth per stage, sampled every 1 ms from /proc/self/statm "

@@ -104,7 +104,7 @@ class StableAnimatorHJBSettings:
                                  "tooltip": "Last denoising step refined, inclusive (official: 20 of 25)."}),
             "eta": ("FLOAT", {"default": 0.1, "min": 0.0001, "max": 10.0, "step": 0.01,
                               "tooltip": "Learning-rate scale: step i uses eta * (1 - i / steps) (official: 0.1)."}),
-            "mode": (list(HJB_MODES), {"default": "faithful",
+            "mode": (list(HJB_MODES), {"default": "memory_bounded",
                                        "tooltip": "faithful: the official computation. memory_bounded: same result, "
                                                   "memory independent of the frame count. fast: bf16 and face-only "
                                                   "decoding, an approximation."}),

@@ -8,9 +8,9 @@ import numpy as np
 import torch
 
 from ..stableanimator_core.boxes import box_from_xyxy, masks_from_boxes
-from ..stableanimator_core.pipeline.conditioning import to_uint8_rgb
+from ..stableanimator_core.pipeline.conditioning import resize_rgb, to_uint8_rgb
 from ..stableanimator_core.errors import InputError
-from ..stableanimator_core.pose.face_masks import FACE_MASK_SOURCES, sequence_face_boxes
+from ..stableanimator_core.pose.face_masks import FACE_MASK_SOURCES, face_masks_at, sequence_face_boxes
 from ..stableanimator_core.pipeline.framing import (
     CROP_ANCHORS, FRAMING_MODES, face_finder, frame_reference, person_finder, subject_box,
 )
@@ -21,7 +21,7 @@ from ..stableanimator_core.identity.driving_faces import official_face_box
 from ..stableanimator_core.presets import OFFICIAL, PRESETS
 from ..stableanimator_core.pose import (
     ALIGN_MODES, MISSING_POLICIES, PERSON_CHOICES, DWPose, check_first_pose, extract_poses, from_openpose_json,
-    render_skeletons, sequence_from_poses, to_openpose_json,
+    render_skeletons, render_skeletons_at, sequence_from_poses, to_openpose_json,
 )
 from . import comfy_bridge as bridge
 from .handles import FACE, POSE_KEYPOINT, FaceIdentity
@@ -44,7 +44,11 @@ def _frames(images: torch.Tensor, what: str) -> list[np.ndarray]:
 
 
 def _images(frames: list[np.ndarray]) -> torch.Tensor:
-    return torch.from_numpy(np.stack(frames)).float() / 255.0
+    """uint8 frames -> ComfyUI IMAGE, filled in place (no second full-size copy of the batch)."""
+    out = torch.empty((len(frames), *frames[0].shape), dtype=torch.float32)
+    for i, frame in enumerate(frames):
+        out[i] = torch.from_numpy(frame)
+    return out.div_(255.0)
 
 
 def _first_pose_ui(seq, align: str) -> dict:
@@ -116,9 +120,9 @@ class StableAnimatorDWPose:
     FUNCTION = "extract"
     RETURN_TYPES = ("IMAGE", POSE_KEYPOINT, "MASK")
     RETURN_NAMES = ("skeletons", "keypoints", "face_masks")
-    OUTPUT_TOOLTIPS = ("Aligned skeleton frames at the reference image's size (feed StableAnimator Conditioning).",
-                       "The aligned keypoints, OpenPose-JSON per frame (POSE_KEYPOINT).",
-                       "Face masks per frame at the reference image's size (feed the sampler's face_masks).")
+    OUTPUT_TOOLTIPS = ("Aligned skeleton frames at width x height (feed StableAnimator Conditioning).",
+                       "The aligned keypoints, OpenPose-JSON per frame (POSE_KEYPOINT), on the reference's canvas.",
+                       "Face masks per frame at width x height (feed the sampler's face_masks).")
     OUTPUT_NODE = True  # shows the skeleton preview as soon as it has run
 
     @classmethod
@@ -157,10 +161,18 @@ class StableAnimatorDWPose:
                                        "tooltip": "official: as skeleton_extraction.py and face_mask_extraction.py "
                                                   "(everyone drawn, the whole-image pose where nobody is detected, "
                                                   "official face masks), whatever those widgets say."}),
+            "width": ("INT", {"default": 512, "min": 0, "max": 2048, "step": 64,
+                              "tooltip": "The generation width (as in StableAnimator Conditioning): skeletons and "
+                                         "masks are drawn at the reference's size, as the official code does, and "
+                                         "kept at this size. 0 = the reference's size (much more RAM for large "
+                                         "photos)."}),
+            "height": ("INT", {"default": 512, "min": 0, "max": 2048, "step": 64,
+                               "tooltip": "The generation height (as in StableAnimator Conditioning); 0 = the "
+                                          "reference's size."}),
         }}
 
     def extract(self, driving, reference, detector, estimator, align, missing_person, several_people,
-                face_masks_from, provider, preset="pack"):
+                face_masks_from, provider, preset="pack", width=0, height=0):
         min_keypoints = 1
         if preset == "official":
             several_people, missing_person = OFFICIAL.person, OFFICIAL.missing
@@ -178,13 +190,15 @@ class StableAnimatorDWPose:
 
         seq = extract_poses(ref, frames, model, align=align, missing=missing_person, person=several_people,
                             min_keypoints=min_keypoints, on_frame=on_frame)
-        skeletons = list(render_skeletons(seq))
+        width, height = width or seq.width, height or seq.height
+        skeletons = list(render_skeletons_at(seq, width, height))  # uint8 at the generation size until output
         face_model = None
         if face_masks_from != "skeleton":
             face_model = load_antelopev2(str(bridge.insightface_root()), provider)
         boxes = sequence_face_boxes(seq, seq.height, seq.width, face_masks_from, frames, face_model)
-        masks = masks_from_boxes(boxes, seq.height, seq.width)
-        return {"ui": {**pose_preview_ui(ref, skeletons), **_first_pose_ui(seq, align)},
+        masks = face_masks_at(boxes, (seq.height, seq.width), height, width)
+        preview_ref = ref if ref.shape[:2] == (height, width) else resize_rgb(ref, width, height)
+        return {"ui": {**pose_preview_ui(preview_ref, skeletons), **_first_pose_ui(seq, align)},
                 "result": (_images(skeletons), to_openpose_json(seq.aligned), masks)}
 
 

@@ -7,7 +7,8 @@ StableAnimator's ``DWPose`` tools. The names below are the API the nodes and the
 from .alignment import ALIGN_MODES, Alignment, align_poses
 from .drawing import draw_pose
 from .extraction import (
-    MISSING_POLICIES, PERSON_CHOICES, PoseSequence, extract_poses, render_skeletons, sequence_from_poses,
+    MISSING_POLICIES, PERSON_CHOICES, PoseSequence, extract_poses, render_skeletons, render_skeletons_at,
+    sequence_from_poses,
 )
 from .first_pose import FirstPoseCheck, check_first_pose
 from .face_boxes import face_box_from_pose, face_boxes_from_poses, face_masks_from_poses, map_driving_box
@@ -16,7 +17,8 @@ from .wholebody import DWPose
 
 __all__ = [
     "ALIGN_MODES", "MISSING_POLICIES", "PERSON_CHOICES", "Alignment", "DWPose", "FirstPoseCheck", "PoseFrame",
-    "PoseSequence", "align_poses", "check_first_pose", "draw_pose", "extract_poses", "face_box_from_pose", "face_boxes_from_poses",
-    "face_masks_from_poses", "from_openpose_json", "map_driving_box", "render_skeletons", "sequence_from_poses",
+    "PoseSequence", "align_poses", "check_first_pose", "draw_pose", "extract_poses", "face_box_from_pose",
+    "face_boxes_from_poses", "face_masks_from_poses", "from_openpose_json", "map_driving_box", "render_skeletons",
+    "render_skeletons_at", "sequence_from_poses",
     "to_openpose_json",
 ]

@@ -193,3 +193,18 @@ def render_skeletons(sequence: PoseSequence) -> Iterator[np.ndarray]:
     """The skeleton image of every output frame at the reference size, (H, W, 3) uint8 RGB, one at a time."""
     for frame in sequence.aligned:
         yield draw_pose(frame, sequence.height, sequence.width)
+
+
+def render_skeletons_at(sequence: PoseSequence, width: int, height: int) -> Iterator[np.ndarray]:
+    """Every skeleton at the generation size ``width`` x ``height``, uint8, one at a time.
+
+    Each frame is drawn at the reference size (as the official code draws it) and resized at once with the
+    conditioning's own resize, so the result is bit-identical to resizing later, while only one reference-size
+    frame exists at a time (a 12-MP reference makes each one 36 MB).
+    """
+    from PIL import Image
+
+    from ..pipeline.conditioning import resize_rgb
+
+    for image in render_skeletons(sequence):
+        yield image if image.shape[:2] == (height, width) else resize_rgb(image, width, height, Image.BICUBIC)

@@ -6,7 +6,9 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from ..boxes import FaceBox, rescale_box
+import torch
+
+from ..boxes import FaceBox, masks_from_boxes, rescale_box
 from . import PoseSequence, face_boxes_from_poses, map_driving_box
 
 FACE_MASK_SOURCES = ("skeleton", "insightface", "official")
@@ -47,3 +49,10 @@ def sequence_face_boxes(sequence: PoseSequence, height: int, width: int, source:
         boxes.append(box if box is not None else from_skeleton[i])
     return boxes
 
+
+
+def face_masks_at(boxes: Sequence[Optional[FaceBox]], source_hw: tuple[int, int], height: int,
+                  width: int) -> torch.Tensor:
+    """``[F, height, width]`` float masks of boxes found at ``source_hw``, rescaled as the sampler rescales a
+    mask's box, so a mask made here gives the sampler the very boxes a source-size mask would."""
+    return masks_from_boxes([rescale_box(b, source_hw, (height, width)) for b in boxes], height, width)
