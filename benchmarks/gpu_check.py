@@ -101,7 +101,7 @@ def check_parity(ctx: Context, run: str) -> Result:
     with tempfile.TemporaryDirectory() as tmp:
         replay(ctx.fixture, run, Path(tmp), device=str(ctx.device))
         ok, rows = compare(ctx.fixture, run, Path(tmp))
-    compared = [r for r in rows if "rel" in r and r.get("note") is None]
+    compared = [r for r in rows if "rel" in r and r.get("note") is None and r["tensor"] != "frames_uint8"]
     worst = max(compared, key=lambda r: r["rel"], default=None)
     failed = [r["tensor"] for r in rows if not r["ok"]]
     summary = (f"{len(rows) - len(failed)}/{len(rows)} tensors within the fixture's tolerances"
@@ -171,24 +171,42 @@ def check_unet_half(ctx: Context, width: int, height: int, frames: int) -> Resul
     data: dict[str, Any] = {"largest_fp32_activation": largest, "largest_at": where,
                             "fp16_headroom": FP16_MAX / max(largest, 1e-30)}
     ok = bool(torch.isfinite(ref).all())
-    bounds = {"fp16": 2e-2, "bf16": 1e-1}
+    # rounding of random, untrained weights stays well below these; an overflow or a dropped cast gives ~1
+    bounds = {"fp16": 5e-2, "bf16": 2e-1}
     parts = []
+    from stableanimator_core.sampling.memory import unet_call_activation_bytes
+
+    cuda = ctx.device.type == "cuda"
     for name, dtype in (("fp16", torch.float16), ("bf16", torch.bfloat16)):
         half = unet_copy(unet, dtype)
+        half_inputs = tuple(t.to(dtype) if t.is_floating_point() and t.ndim > 0 else t for t in inputs)
+        if cuda:
+            _sync(ctx.device)
+            base = torch.cuda.memory_allocated(ctx.device)
+            torch.cuda.reset_peak_memory_stats(ctx.device)
         with torch.no_grad():
-            out = half(*(t.to(dtype) if t.is_floating_point() and t.ndim > 0 else t for t in inputs)).float()
-        del half
+            out = half(*half_inputs)
+        if cuda:  # what the memory request of the sampler stage estimates (sampling/memory.py)
+            _sync(ctx.device)
+            data[f"{name}_call_peak_gib"] = (torch.cuda.max_memory_allocated(ctx.device) - base) / 2**30
+        data[f"{name}_call_estimate_gib"] = unet_call_activation_bytes(
+            unet.config, height // 8, width // 8, frames, 2, dtype) / 2**30
+        out = out.float()
+        del half, half_inputs
         finite = bool(torch.isfinite(out).all())
         entry = {"finite": finite, "max_rel": _max_rel(out, ref) if finite else None,
                  "rel_l2": _rel_l2(out, ref) if finite else None}
         data[name] = entry
-        ok &= finite and entry["max_rel"] < bounds[name]
+        ok &= finite and entry["rel_l2"] < bounds[name]
         parts.append(f"{name} " + (f"max rel {entry['max_rel']:.1e} (L2 {entry['rel_l2']:.1e})" if finite
                                    else "NON-FINITE"))
         if ctx.device.type == "cuda":
             torch.cuda.empty_cache()
     summary = ", ".join(parts) + f"; largest fp32 activation {largest:.3g} ({where}), fp16 headroom " \
                                  f"{data['fp16_headroom']:.1f}x"
+    if cuda:
+        summary += (f"; fp16 call peak {data['fp16_call_peak_gib']:.2f} GiB (memory request estimates "
+                    f"{data['fp16_call_estimate_gib']:.2f})")
     return Result(f"unet_half_{width}x{height}x{frames}", "ok" if ok else "fail", summary, data=data)
 
 

@@ -18,6 +18,7 @@ from ..stableanimator_core.sampling.sampler import SamplerCallbacks, SamplerSett
 from ..stableanimator_core.sampling.windows import effective_tile_size, window_indices
 from . import comfy_bridge as bridge
 from .handles import CLIP_EMBEDS, COND, FACE, HJB, MODEL, AnimationConditioning, ClipEmbedding
+from ..stableanimator_core.sampling.memory import decode_memory_bytes, encode_memory_bytes, sampling_memory_bytes
 from .stage import DECODE_ADVICE, ENCODE_ADVICE, SAMPLER_ADVICE, gpu_stage
 
 log = logging.getLogger("StableAnimator")
@@ -140,7 +141,8 @@ class StableAnimatorConditioning:
         settings = P.ConditioningSettings(width, height, fps, float(motion_bucket_id), noise_aug_strength,
                                           identity=identity, pose=pose, first_frame_fix=bool(first_frame_fix))
         ref = _single_image(reference, "reference")
-        with gpu_stage([model.encoders, model.vae], "reference encoding", ENCODE_ADVICE):
+        with gpu_stage([model.encoders, model.vae], "reference encoding", ENCODE_ADVICE,
+                       memory_required=encode_memory_bytes(width, height)):
             embedding = None if face.embedding is None else face.embedding
             tokens = P.face_tokens(model.models, embedding, clip_embeds.embeds)
             latent = P.reference_latent(model.models, ref, settings, noise_seed)
@@ -245,7 +247,13 @@ class StableAnimatorSampler:
             progress.update(done["calls"] + done["hjb"])
             bridge.check_interrupt()
 
-        with gpu_stage(groups, "sampling" + (" with HJB" if hjb else ""), SAMPLER_ADVICE, keep_model_loaded):
+        height, width = cond.size_hw
+        need = sampling_memory_bytes(model.models.unet.config, width, height, cond.num_frames, tile, batch_cfg,
+                                     model.dtype)
+        if hjb is not None:
+            need += decode_memory_bytes(width, height, hjb.settings.decode_chunk_size)
+        with gpu_stage(groups, "sampling" + (" with HJB" if hjb else ""), SAMPLER_ADVICE, keep_model_loaded,
+                       memory_required=need):
             refiner = None
             if hjb is not None:
                 target_boxes, ref_box = refiner_stage
@@ -312,7 +320,8 @@ class StableAnimatorDecode:
             bridge.check_interrupt()
 
         device = bridge.torch_device()
-        with gpu_stage([model.vae], "decoding", DECODE_ADVICE):
+        need = decode_memory_bytes(samples.shape[-1] * 8, samples.shape[-2] * 8, decode_chunk_size)
+        with gpu_stage([model.vae], "decoding", DECODE_ADVICE, memory_required=need):
             frames = decode_latents(model.models.vae, samples[None], decode_chunk_size, on_chunk,
                                     lambda: bridge.free_memory_bytes(device), dtype=model.decode_dtype)
         return (frames,)

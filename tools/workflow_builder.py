@@ -90,9 +90,11 @@ def _common(hjb: bool, upscale_interpolate: bool = False) -> tuple[Layout, dict[
                        380, 0, 340)
     L.link(n["ref"], 0, n["frame"], "reference")
     n["pose"] = L.add("StableAnimatorDWPose", ["DWPose/yolox_l.onnx", "DWPose/dw-ll_ucoco_384.onnx", "global", "empty",
-                                               "largest", "skeleton", "auto", "pack"], 380, 420, 340)
+                                               "largest", "skeleton", "auto", "pack", 512, 512], 380, 420, 340)
     L.link(n["comp"], 0, n["pose"], "driving")
     L.link(n["frame"], 0, n["pose"], "reference")
+    L.link(n["frame"], 1, n["pose"], "width")  # skeletons and masks kept at the generation size
+    L.link(n["frame"], 2, n["pose"], "height")
     n["face"] = L.add("StableAnimatorFaceEmbed", ["identity", "auto", "training", "error", "pack"], 380, 270, 340)
     L.link(n["frame"], 0, n["face"], "reference")
     L.note("2. Preprocessing. DWPose draws the driving skeletons aligned to the reference body (check the preview: "

@@ -113,3 +113,19 @@ def test_official_precision_and_hjb_preset(nodes, condition):
     assert built.settings.tile_size_for(40, 16) == 40
     pack = hjb.build("Animation/glintr100_torch.pth", 1, 0, 0, 0.1, "memory_bounded", 4)[0]
     assert pack.settings.window == "tiled" and pack.settings.tile_size_for(40, 16) == 16
+
+
+def test_nodes_ask_for_their_stage_memory(nodes, load_model, condition, bridge, monkeypatch):
+    asked = []
+    monkeypatch.setattr(bridge.ManagedModels, "load", lambda self, memory_required=0: asked.append(memory_required))
+    model = load_model()
+    cond, latent = condition(model, frames=3)
+    out = nodes["StableAnimatorSampler"]().sample(model, cond, latent, seed=1, steps=1, guidance=3.0, tile_size=2,
+                                                  tile_overlap=1)[0]
+    nodes["StableAnimatorDecode"]().decode(model, out, 2)
+    from stableanimator_core.sampling.memory import decode_memory_bytes, sampling_memory_bytes
+
+    config = model.models.unet.config
+    sampling = sampling_memory_bytes(config, 64, 128, 3, 2, True, model.dtype)
+    assert sampling in asked
+    assert asked[-1] == decode_memory_bytes(64, 128, 2)

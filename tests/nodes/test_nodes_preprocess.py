@@ -109,3 +109,18 @@ def test_face_embed_official_preset(nodes, media):
     none, _ = nodes["StableAnimatorFaceEmbed"]().embed(torch.zeros(1, 96, 96, 3), "identity", "cpu",
                                                        no_face="zero_tokens")
     assert none.embedding is None
+
+
+def test_dwpose_node_keeps_outputs_at_the_generation_size(nodes, media):
+    """Skeletons and masks at width x height (not the reference's size, 320x320 here), and exactly what the
+    conditioning and the sampler would have made of the reference-size outputs."""
+    from stableanimator_core.hjb import target_boxes_from_masks
+    from stableanimator_core.pipeline.conditioning import pose_tensor
+
+    reference, driving = media
+    full, _, full_masks = _dwpose(nodes, driving, reference)["result"]
+    small, _, masks = _dwpose(nodes, driving, reference, width=192, height=256)["result"]
+    assert small.shape == (4, 256, 192, 3) and small.dtype == torch.float32
+    assert masks.shape == (4, 256, 192)
+    assert torch.equal(pose_tensor(list(small), 192, 256), pose_tensor(list(full), 192, 256))
+    assert target_boxes_from_masks(masks, 4, 256, 192) == target_boxes_from_masks(full_masks, 4, 256, 192)
