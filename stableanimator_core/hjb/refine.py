@@ -18,6 +18,7 @@ from torch import nn
 
 from ..boxes import FaceBox
 from ..errors import InputError
+from ..sampling.parallel import WorkSplit, all_reduce_sum
 from .decode import conv_receptive_radius, decode_latents, to_face_range, vae_downscale
 from .faces import check_box, crop_face, union_box
 from .settings import HJBSettings
@@ -52,6 +53,10 @@ class FaceRefiner:
             and the exception propagates with nothing left behind.
         recorder: optional dict; the first ``refine`` call's first iteration stores ``hjb_first_face_crops``
             ``[n, 3, 112, 112]`` and ``hjb_first_pred_face_embedding`` ``[n, D]`` (n = frames with a box).
+        split: several processes sampling one video (``torchrun``) divide the decode chunks among them in the
+            chunked modes; each chunk's gradient covers its own frames only, so summing the processes' gradients
+            is exact and every process takes the same Adam step. Not used in faithful mode (one backward over
+            all chunks) nor in fp16 fast mode (its loss scale evolves per chunk).
 
     Models whose weights are inference tensors (loaded under ``torch.inference_mode``) are copied once here, so
     place them on their device before building the refiner. Nothing is changed on the models passed in.
@@ -66,6 +71,7 @@ class FaceRefiner:
         settings: HJBSettings = HJBSettings(),
         on_iteration: Optional[IterationCallback] = None,
         recorder: Optional[MutableMapping[str, torch.Tensor]] = None,
+        split: Optional[WorkSplit] = None,
     ):
         self.settings = settings
         self.decoder = _autograd_ready(vae.decoder)
@@ -82,6 +88,12 @@ class FaceRefiner:
         self._recorded = False
         self._warned_empty = False
         self._fp16_scale = 2.0**16  # fast-mode fp16 loss scale; only ever lowered, on overflow
+        fp16_fast = settings.mode == "fast" and settings.fast_dtype == torch.float16
+        splittable = split is not None and split.active and settings.mode != "faithful" and not fp16_fast
+        self.split = split if splittable else None
+        if split is not None and split.active and not splittable:
+            logger.info("HJB: %s mode runs on every process (its chunks cannot be split exactly)",
+                        "fp16 fast" if fp16_fast else settings.mode)
 
     # ------------------------------------------------------------------ public
 
@@ -179,11 +191,13 @@ class FaceRefiner:
         # while only one chunk's activations are alive at a time.
         fast = self.settings.mode == "fast"
         z.grad = torch.zeros_like(z)
-        total, crops_seen, embs_seen = 0.0, [], []
-        for a, b in self._chunks(z.shape[1]):
-            frames = [k for k in self.valid if a <= k < b]
-            if not frames:
-                continue  # no loss term depends on this chunk's decode
+        chunks = [(a, b, [k for k in self.valid if a <= k < b]) for a, b in self._chunks(z.shape[1])]
+        chunks = [c for c in chunks if c[2]]  # no loss term depends on the decode of a chunk without faces
+        chunk_losses = torch.zeros(len(chunks), dtype=torch.float64)
+        crops_seen, embs_seen = [], []
+        for ci, (a, b, frames) in enumerate(chunks):
+            if self.split is not None and ci % self.split.world_size != self.split.rank:
+                continue  # another process's chunk
             rows, cols, origin = slice(None), slice(None), (0, 0)
             if fast:
                 rows, cols, origin = self._face_window(z.shape[-2:], [self.boxes[k] for k in frames])
@@ -195,13 +209,20 @@ class FaceRefiner:
             per_frame, crops, emb = self._frame_losses(images, frames, reference, origin, a, record, autocast=fast)
             loss = per_frame.mean() * (len(frames) / len(self.valid))
             z.grad[region] += self._chunk_gradient(loss, leaf)
-            total += float(loss.detach())
+            chunk_losses[ci] = float(loss.detach())
             if record:
                 crops_seen.append(crops.detach())
                 embs_seen.append(emb.detach())
             del decoded, images, per_frame, crops, emb, loss, leaf
-        if record:
+        if self.split is not None:
+            # each chunk's gradient and loss are non-zero on one process only: the sums are exact
+            all_reduce_sum(z.grad)
+            chunk_losses = all_reduce_sum(chunk_losses.to(z.device)).cpu()
+        if record and self.split is None:
             self._record(crops_seen, embs_seen)
+        total = 0.0
+        for value in chunk_losses.tolist():  # the single-process order of additions
+            total += value
         return total
 
     def _chunk_gradient(self, loss: torch.Tensor, leaf: torch.Tensor) -> torch.Tensor:

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 
 from ..boxes import FaceBox
+from ..sampling.parallel import WorkSplit
 from .faces import reference_face_embedding
 from .refine import FaceRefiner
 from .settings import HJBSettings
@@ -29,14 +30,15 @@ class SamplerRefiner:
     def build(cls, vae: torch.nn.Module, face_net: torch.nn.Module, reference: np.ndarray | torch.Tensor,
               reference_box: FaceBox, target_boxes: Sequence[Optional[FaceBox]], settings: HJBSettings,
               on_iteration: Optional[Callable[[int, float], None]] = None,
-              recorder: Optional[MutableMapping[str, torch.Tensor]] = None) -> "SamplerRefiner":
+              recorder: Optional[MutableMapping[str, torch.Tensor]] = None,
+              split: Optional[WorkSplit] = None) -> "SamplerRefiner":
         """``reference``: the reference image at its original size (uint8 or 0..1 float ``[H, W, 3]``)."""
         ref_embedding, ref_crop = reference_face_embedding(face_net, reference, reference_box)
         if recorder is not None:
             recorder["hjb_reference_face_crop_112"] = ref_crop.float().cpu()
             recorder["hjb_reference_face_embedding"] = ref_embedding.float().cpu()
         refiner = FaceRefiner(vae, face_net, ref_embedding, target_boxes, settings, on_iteration=on_iteration,
-                              recorder=recorder)
+                              recorder=recorder, split=split)
         return cls(refiner, settings)
 
     def is_refined(self, step_index: int) -> bool:

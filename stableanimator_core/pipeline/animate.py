@@ -22,6 +22,7 @@ from .decode import decode_latents
 from ..numerics import require_finite
 from ..sampling.sampler import VAE_SCALE, Refiner, SamplerCallbacks, SamplerModels, SamplerSettings, initial_noise, sample
 from ..loading.bundle import StableAnimatorModels
+from ..sampling.parallel import WorkSplit
 from ..sampling.windows import effective_tile_size
 
 
@@ -127,12 +128,13 @@ def drop_leading_frames(latents: torch.Tensor, count: int) -> torch.Tensor:
 
 def run_sampler(models: StableAnimatorModels, cond: C.Conditioning, settings: SamplerSettings,
                 refiner: Optional[Refiner] = None, callbacks: SamplerCallbacks = SamplerCallbacks(),
-                recorder: Optional[dict] = None, device: Optional[torch.device | str] = None) -> torch.Tensor:
+                recorder: Optional[dict] = None, device: Optional[torch.device | str] = None,
+                split: Optional[WorkSplit] = None) -> torch.Tensor:
     height, width = cond.size_hw
     noise = latent_noise(settings.seed, width, height, cond.num_frames, settings.tile_size)
     latents = sample(SamplerModels(models.unet, models.pose_net), cond, settings, noise,
                      device=device or models.device, refiner=refiner, callbacks=callbacks, recorder=recorder,
-                     schedule_config=models.scheduler_config)
+                     schedule_config=models.scheduler_config, split=split)
     return require_finite(latents, "Sampling (the UNet)", models.dtype)
 
 

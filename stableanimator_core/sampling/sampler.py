@@ -14,14 +14,18 @@ step, the PoseNet feature multiplier and the ID adapter's scale; where a term is
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Callable, Optional, Protocol
 
 import torch
 
 from ..pipeline.conditioning import Conditioning
+from .parallel import COND, UNCOND, PredictionBlend, WorkSplit
 from .scheduler import EulerSchedule, euler_update, karras_schedule, predict_x0, scale_model_input
 from .windows import effective_tile_size, window_indices, window_weights
+
+log = logging.getLogger(__name__)
 
 LATENT_CHANNELS = 4
 VAE_SCALE = 8
@@ -91,12 +95,15 @@ def sample(
     callbacks: SamplerCallbacks = SamplerCallbacks(),
     recorder: Optional[dict] = None,
     schedule_config: Optional[dict] = None,
+    split: Optional[WorkSplit] = None,
 ) -> torch.Tensor:
     """Denoise and return latents ``[1, F, 4, h, w]`` (float32, on ``device``).
 
     ``noise`` is the initial noise for one window ``[1, T, 4, h, w]`` (T = effective tile size), as drawn by
     :func:`initial_noise`; it repeats with period T over the frames, as in the official code.
     ``recorder`` (optional dict) receives the intermediates the parity fixture records.
+    ``split``: this process's share of the windows / CFG halves when several processes (``torchrun``) sample
+    one video; every process returns the same latents (see :mod:`parallel`).
     """
     settings.validate()
     unet, pose_net = models.unet, models.pose_net
@@ -121,6 +128,8 @@ def sample(
     guidance = torch.linspace(settings.min_guidance, settings.max_guidance, num_frames, device=device)
     guidance = guidance.to(latents.dtype).view(1, num_frames, 1, 1, 1)
     weights = window_weights(tile, device=device)
+    if split is not None:
+        log.info("%s", split.describe(len(windows)))
 
     pose_bytes = num_frames * pose_net.final_proj.out_channels * h * w * torch.finfo(dtype).bits // 8
     pose_cache: dict[str, torch.Tensor] = {}
@@ -137,7 +146,8 @@ def sample(
         recorder["posenet_in_window0"] = cond.pose_frames[windows[0]].clone()
         recorder["posenet_out_window0"] = pose_for(windows[0]).float().cpu()
 
-    calls_total = settings.steps * len(windows)
+    units = split.units(len(windows)) if split is not None else [(wi, (UNCOND, COND)) for wi in range(len(windows))]
+    calls_total = settings.steps * len(units)
     calls_done = 0
     for i in range(settings.steps):
         sigma, t = sigmas[i], timesteps[i]
@@ -145,35 +155,36 @@ def sample(
         pose_scale = cond.pose.scale(i, settings.steps)
         id_scale = cond.identity.scale(i, settings.steps)
         scaled = scale_model_input(latents, sigma).to(dtype)  # [1, F, 4, h, w]
-        # blended in float32 whatever the UNet precision
-        pred = torch.zeros((2, num_frames, LATENT_CHANNELS, h, w), device=device)
-        count = torch.zeros(num_frames, device=device)
-        for wi, idx in enumerate(windows):
+        blend = PredictionBlend(windows, weights, (LATENT_CHANNELS, h, w), device, split)  # float32
+        for wi, branches in units:
+            idx = windows[wi]
             n = len(idx)
             noisy = scaled[:, idx]
             # the unconditional branch sees zero reference latents, zero context and no pose (official)
             x_u = torch.cat([noisy, torch.zeros_like(noisy)], dim=2)
             x_c = torch.cat([noisy, ref_latents[:, None].expand(1, n, -1, -1, -1)], dim=2)
-            pose = pose_for(idx) if pose_scale else None
+            pose = pose_for(idx) if pose_scale and COND in branches else None
             if pose is not None and pose_scale != 1.0:
                 pose = pose * pose_scale
-            if settings.batch_cfg:
+            out_u = out_c = None
+            if settings.batch_cfg and len(branches) == 2:
                 batch_pose = None if pose is None else torch.stack([torch.zeros_like(pose), pose])
                 out = unet(torch.cat([x_u, x_c]), t, ehs, time_ids, batch_pose, id_scale=id_scale)
                 out_u, out_c = out[:1], out[1:]
             else:
-                out_u = unet(x_u, t, ehs[:1], time_ids[:1], None, id_scale=id_scale)
-                out_c = unet(x_c, t, ehs[1:], time_ids[1:], pose, id_scale=id_scale)
-            if recorder is not None and i == 0 and wi == 0:
+                if UNCOND in branches:
+                    out_u = unet(x_u, t, ehs[:1], time_ids[:1], None, id_scale=id_scale)
+                if COND in branches:
+                    out_c = unet(x_c, t, ehs[1:], time_ids[1:], pose, id_scale=id_scale)
+            if recorder is not None and i == 0 and wi == 0 and len(branches) == 2:
                 _record_first_calls(recorder, x_u, x_c, t, ehs, time_ids, pose, out_u, out_c)
-            wv = weights[:, None, None, None]
-            pred[0, idx] += out_u[0] * wv
-            pred[1, idx] += out_c[0] * wv
-            count[idx] += weights
+            for branch, out in ((UNCOND, out_u), (COND, out_c)):
+                if out is not None:
+                    blend.add(wi, branch, out[0])
             calls_done += 1
             if callbacks.on_unet_call is not None:
                 callbacks.on_unet_call(calls_done, calls_total)
-        pred = pred / count[:, None, None, None]
+        pred = blend.result()
         model_output = pred[:1] + guidance * (pred[1:] - pred[:1])
 
         x0 = predict_x0(model_output, latents, sigma)
