@@ -20,6 +20,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "animate": ("animate_command", "reference photo + driving video -> animated mp4"),
     "pose": ("pose_command", "DWPose skeletons of a driving video, aligned to a reference image"),
     "download": ("download_command", "download the released weights into a models folder"),
+    "batch": ("batch_command", "many animations from a JSONL file of jobs, on Ray (local or a cluster)"),
 }
 
 

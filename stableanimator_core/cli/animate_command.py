@@ -76,6 +76,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pose-end", type=float, default=1.0, help="pose up to this fraction of the steps")
     p.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
                    help="onnxruntime device for DWPose and ArcFace")
+    p.add_argument("--parallel", choices=("auto", "windows", "cfg"), default="auto",
+                   help="under torchrun (torchrun --nproc-per-node N -m stableanimator_core animate ...): divide "
+                        "each step's windows, or the CFG halves too, among the processes (auto: whichever "
+                        "balances better); the video is the single-process one")
 
 
 def options_from_args(args: argparse.Namespace):
@@ -95,5 +99,6 @@ def run(args: argparse.Namespace) -> int:
 
     opts = options_from_args(args)
     path = run_animation(opts)
-    print(f"wrote {path} ({', '.join(f'{k} {v} s' for k, v in opts.timings.items())})")
+    if path is not None:  # under torchrun only rank 0 writes
+        print(f"wrote {path} ({', '.join(f'{k} {v} s' for k, v in opts.timings.items())})")
     return 0

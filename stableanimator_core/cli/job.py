@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -20,6 +20,7 @@ import torch
 from ..devices import default_device, resolve_decode_dtype, resolve_dtype
 from ..errors import InputError
 from ..loading.layout import ModelLayout
+from ..sampling.parallel import WorkSplit, broadcast_, finish, rank_device, split_from_environment
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class AnimateOptions:
     pose_strength: float = 1.0
     pose_start: float = 0.0
     pose_end: float = 1.0
+    parallel: str = "auto"  # under torchrun: split windows, CFG halves, or whichever balances better
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -75,26 +77,114 @@ def _timed(opts: AnimateOptions, name: str, start: float) -> None:
     log.info("%s: %.1f s", name, opts.timings[name])
 
 
-def run_animation(opts: AnimateOptions) -> Path:
-    """Render the animation and write it as H.264 mp4 to ``opts.out``; returns the path."""
-    from ..io.video import write_mp4
+def _needs_face_model(opts: AnimateOptions) -> bool:
+    return not opts.no_identity or (opts.framing == "crop" and opts.crop_on == "face")
 
-    video, fps = render_animation(opts)
-    t = time.perf_counter()
-    path = write_mp4(opts.out, video, fps)
-    _timed(opts, "write", t)
-    return path
+
+@dataclass
+class JobModels:
+    """Everything a job loads that does not depend on its inputs; a batch worker keeps it between jobs."""
+
+    key: tuple
+    layout: ModelLayout
+    device: torch.device
+    dtype: torch.dtype
+    dwpose: Any
+    face_model: Any  # insightface antelopev2, None when no stage needs a face
+    _models: Any = None  # loading.bundle.StableAnimatorModels, loaded on first use
+
+    def diffusion_models(self, opts: AnimateOptions):
+        """UNet, PoseNet, VAE, CLIP, face encoder (and the HJB face network): loaded once, on first use, so a job
+        with a bad input fails before the long load."""
+        if self._models is None:
+            from ..loading.components import load_models
+
+            t = time.perf_counter()
+            self._models = load_models(self.layout, self.dtype, self.device, with_face_embedder=opts.hjb)
+            _timed(opts, "load", t)
+        return self._models
+
+
+@dataclass
+class JobResult:
+    path: Path
+    frames: int
+    identity: Any = None  # identity.score.IdentityScores of the written frames, when asked for
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def job_models_key(opts: AnimateOptions) -> tuple:
+    """Jobs with equal keys can share one :class:`JobModels`."""
+    return (str(Path(opts.models).resolve()), opts.precision, opts.device, opts.provider, opts.hjb,
+            _needs_face_model(opts))
+
+
+def load_job_models(opts: AnimateOptions, split: Optional[WorkSplit] = None) -> JobModels:
+    from ..identity import load_antelopev2
+    from ..pose import DWPose
+
+    layout = ModelLayout.from_models_dir(opts.models)
+    layout.require(["unet", "pose_net", "face_encoder", "svd", "dwpose_detector", "dwpose_estimator"]
+                   + ([] if opts.no_identity else ["insightface_root"]) + (["face_embedder"] if opts.hjb else []))
+    device = rank_device(split, opts.device) or default_device()
+    dtype = resolve_dtype(opts.precision, device, hjb=opts.hjb)
+    dwpose = DWPose(str(layout.dwpose_detector), str(layout.dwpose_estimator), provider=opts.provider)
+    face_model = load_antelopev2(str(layout.insightface_root), opts.provider) if _needs_face_model(opts) else None
+    return JobModels(job_models_key(opts), layout, device, dtype, dwpose, face_model)
+
+
+def run_animation(opts: AnimateOptions) -> Optional[Path]:
+    """The job, by one process or by each process that ``torchrun`` started (they share the denoising; rank 0
+    decodes and writes). Returns the written video, None on the processes that do not write."""
+    split = split_from_environment(opts.parallel, opts.device)
+    try:
+        result = animate_job(opts, split=split)
+    finally:
+        finish(split)
+    return result.path if split is None or split.rank == 0 else None
 
 
 def render_animation(opts: AnimateOptions) -> tuple[torch.Tensor, float]:
     """Every stage up to the decoded frames: ``([F, H, W, 3]`` float in 0..1, frame rate of the video)."""
+    video, fps, _, _ = _render(opts)
+    return video, fps
+
+
+def animate_job(opts: AnimateOptions, loaded: Optional[JobModels] = None, score_identity: bool = False,
+                split: Optional[WorkSplit] = None) -> JobResult:
+    """The whole job; ``loaded`` (from :func:`load_job_models` with the same key) skips loading the models.
+
+    ``score_identity`` also scores the written frames against the reference identity (ArcFace cosine).
+    ``split``: this process's share when several processes make one video; only rank 0 decodes and writes.
+    """
+    from ..io.video import write_mp4
+
+    video, fps, identity, face_model = _render(opts, loaded, split)
+    if video is None:  # not rank 0 of a split
+        return JobResult(Path(opts.out), 0, None, dict(opts.timings))
+    t = time.perf_counter()
+    path = write_mp4(opts.out, video, fps)
+    _timed(opts, "write", t)
+
+    scores = None
+    if score_identity and identity is not None:
+        from ..identity.score import score_frames
+
+        t = time.perf_counter()
+        pixels = (video.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()  # what write_mp4 encodes
+        scores = score_frames(list(pixels), identity.embedding, face_model)
+        _timed(opts, "identity score", t)
+    return JobResult(path, int(video.shape[0]), scores, dict(opts.timings))
+
+
+def _render(opts: AnimateOptions, loaded: Optional[JobModels] = None, split: Optional[WorkSplit] = None):
+    """(frames or None on processes other than rank 0, fps, reference identity, face model)."""
     from ..pipeline import animate as P
     from ..pipeline.conditioning import check_generation_size
     from ..pipeline.decode import decode_latents
-    from ..identity import load_antelopev2, reference_identity
-    from ..loading.components import load_models
+    from ..identity import reference_identity
     from ..pipeline.framing import face_finder, frame_reference, person_finder, subject_box
-    from ..pose import DWPose, check_first_pose, extract_poses, render_skeletons
+    from ..pose import check_first_pose, extract_poses, render_skeletons
     from ..sampling.controls import TermWindow
     from ..sampling.sampler import SamplerSettings
     from ..io.video import read_frames, read_image
@@ -107,16 +197,13 @@ def render_animation(opts: AnimateOptions) -> tuple[torch.Tensor, float]:
             window.validate(name)
         except ValueError as exc:
             raise InputError(str(exc)) from exc
-    layout = ModelLayout.from_models_dir(opts.models)
-    layout.require(["unet", "pose_net", "face_encoder", "svd", "dwpose_detector", "dwpose_estimator"]
-                   + ([] if opts.no_identity else ["insightface_root"]) + (["face_embedder"] if opts.hjb else []))
-    device = torch.device(opts.device) if opts.device else default_device()
-    dtype = resolve_dtype(opts.precision, device, hjb=opts.hjb)
+    if loaded is None:
+        loaded = load_job_models(opts, split)
+    elif loaded.key != job_models_key(opts):
+        raise ValueError(f"internal: models loaded for {loaded.key}, job needs {job_models_key(opts)}")
+    layout, device, face_model = loaded.layout, loaded.device, loaded.face_model
 
     t = time.perf_counter()
-    face_model = None
-    if not opts.no_identity or (opts.framing == "crop" and opts.crop_on == "face"):
-        face_model = load_antelopev2(str(layout.insightface_root), opts.provider)
     # every stage below sees the framed reference: pose alignment, face box, CLIP, latent, HJB crop
     reference = read_image(opts.reference)
     if opts.framing == "crop" and opts.crop_on != "center":
@@ -128,8 +215,7 @@ def render_animation(opts: AnimateOptions) -> tuple[torch.Tensor, float]:
     reference, _ = frame_reference(reference, opts.width, opts.height, opts.framing,
                                    opts.crop_on if box else "center", box)
     frames, source_fps = read_frames(opts.driving, opts.max_frames, opts.frame_stride)
-    poses = extract_poses(reference, frames, DWPose(str(layout.dwpose_detector), str(layout.dwpose_estimator),
-                                                    provider=opts.provider), align=opts.align, missing=opts.missing,
+    poses = extract_poses(reference, frames, loaded.dwpose, align=opts.align, missing=opts.missing,
                           person=opts.person, min_keypoints=opts.min_keypoints)
     skeletons = list(render_skeletons(poses))
     check = check_first_pose(poses, opts.align)
@@ -146,38 +232,40 @@ def render_animation(opts: AnimateOptions) -> tuple[torch.Tensor, float]:
                                       channels=opts.arcface_channels, landmark_model=landmarks)
     _timed(opts, "identity", t)
 
-    t = time.perf_counter()
-    models = load_models(layout, dtype, device, with_face_embedder=opts.hjb)
-    _timed(opts, "load", t)
-
+    models = loaded.diffusion_models(opts)
     t = time.perf_counter()
     cond_settings = P.ConditioningSettings(opts.width, opts.height, identity=identity_window, pose=pose_window,
                                            first_frame_fix=opts.first_frame_fix)
     cond = P.build_conditioning(models, reference, None if identity is None else identity.embedding, skeletons,
                                 cond_settings, opts.seed)
+    # every process samples rank 0's conditioning, even where preprocessing is not bit-reproducible across GPUs
+    broadcast_([cond.clip_embeds, cond.face_tokens, cond.image_latents, cond.added_time_ids, cond.pose_frames],
+               split)
     _timed(opts, "conditioning", t)
 
     refiner, tile_size = None, opts.tile_size
     if opts.hjb:
-        refiner = _hjb_refiner(opts, models, reference, identity, poses, frames, cond.leading_frames)
+        refiner = _hjb_refiner(opts, models, reference, identity, poses, frames, cond.leading_frames, split)
         tile_size = refiner.settings.tile_size_for(cond.num_frames, opts.tile_size)
     t = time.perf_counter()
     settings = SamplerSettings(steps=opts.steps, min_guidance=opts.guidance, max_guidance=opts.guidance,
                                tile_size=tile_size, tile_overlap=min(opts.tile_overlap, max(tile_size - 1, 0)),
                                seed=opts.seed)
-    latents = P.drop_leading_frames(P.run_sampler(models, cond, settings, refiner, device=device),
+    latents = P.drop_leading_frames(P.run_sampler(models, cond, settings, refiner, device=device, split=split),
                                     cond.leading_frames)
     _timed(opts, "sampling", t)
+    if split is not None and split.rank != 0:
+        return None, 0.0, identity, face_model
 
     t = time.perf_counter()
     video = decode_latents(models.vae, latents, opts.decode_chunk_size,
                            dtype=resolve_decode_dtype(opts.precision, opts.hjb))
     _timed(opts, "decode", t)
-    return video, opts.fps or source_fps or 8.0
+    return video, opts.fps or source_fps or 8.0, identity, face_model
 
 
 def _hjb_refiner(opts: AnimateOptions, models, reference: np.ndarray, identity, poses, frames,
-                 leading_frames: int = 0):
+                 leading_frames: int = 0, split: Optional[WorkSplit] = None):
     from ..boxes import box_from_xyxy
     from ..hjb import HJBSettings
     from ..hjb.sampler_hook import SamplerRefiner
@@ -202,4 +290,4 @@ def _hjb_refiner(opts: AnimateOptions, models, reference: np.ndarray, identity, 
     targets = targets[:1] * leading_frames + targets  # the first-frame fix's extra frame has the first face
     settings = HJBSettings(num_iterations=opts.hjb_iterations, start_step=opts.hjb_start,
                            end_step=min(opts.hjb_end, opts.steps - 1), mode=opts.hjb_mode, window=opts.hjb_window)
-    return SamplerRefiner.build(models.vae, models.face_embedder, reference, ref_box, targets, settings)
+    return SamplerRefiner.build(models.vae, models.face_embedder, reference, ref_box, targets, settings, split=split)
