@@ -17,8 +17,9 @@ from typing import Any, Optional
 
 import ray
 
-from .jobs import BatchJob, settings_hash
-from .records import DONE, FAILED, SKIPPED, JobRecord, finished_record, write_marker, write_summary
+from ..errors import StableAnimatorError
+from .jobs import BatchJob
+from .records import DONE, FAILED, JobRecord, record_without_worker, write_marker, write_summary
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,15 @@ class AnimationWorker:
 
 
 def _start_ray(address: Optional[str], num_cpus: Optional[int]) -> None:
+    try:
+        _init_ray(address, num_cpus)
+    except (ConnectionError, TimeoutError, ValueError, RuntimeError) as exc:
+        where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+        raise StableAnimatorError(f"could not start or join {where} ({type(exc).__name__}: {exc}). Check "
+                                  f"--address (e.g. auto on a cluster node, or ray://HEAD:10001)") from exc
+
+
+def _init_ray(address: Optional[str], num_cpus: Optional[int]) -> None:
     if address:
         # remote nodes get this package's code from the driver; inputs and outputs must be on shared storage
         ray.init(address=address, runtime_env={"py_modules": [str(PACKAGE_DIR)]}, log_to_driver=True)
@@ -89,21 +99,6 @@ def _make_workers(workers: Optional[int], cpus_per_worker: int, jobs: int) -> li
             for _ in range(min(workers or 1, jobs))]
 
 
-def skip_or_hash(job: BatchJob) -> Optional[JobRecord]:
-    """A record for a job that needs no worker (bad line, missing input, already done); else None, hash set."""
-    if job.error is not None:
-        return JobRecord(job.job_id, job.line, FAILED, error=job.error)
-    try:
-        job.settings_hash = settings_hash(job.options)
-    except OSError as exc:
-        return JobRecord(job.job_id, job.line, FAILED, out=job.options["out"], error=f"line {job.line}: {exc}")
-    earlier = finished_record(job.options["out"], job.settings_hash)
-    if earlier is not None:
-        earlier.status, earlier.job_id, earlier.line = SKIPPED, job.job_id, job.line
-        return earlier
-    return None
-
-
 def run_batch(jobs: list[BatchJob], summary_path: Path, address: Optional[str] = None,
               workers: Optional[int] = None, cpus_per_worker: int = 1, num_cpus: Optional[int] = None,
               progress: bool = True) -> dict[str, Any]:
@@ -114,25 +109,28 @@ def run_batch(jobs: list[BatchJob], summary_path: Path, address: Optional[str] =
     records: list[JobRecord] = []
     pending: list[BatchJob] = []
     for job in jobs:
-        record = skip_or_hash(job)
+        record = record_without_worker(job)
         if record is None:
             pending.append(job)
         else:
             records.append(record)
     bar = tqdm(total=len(jobs), desc="jobs", unit="job", disable=not progress, initial=len(records))
     names: list[str] = []
-    if pending:
-        _start_ray(address, num_cpus)
-        try:
-            actors = _make_workers(workers, cpus_per_worker, len(pending))
-            names = _run_on_workers(pending, actors, records, bar)
-        finally:
-            ray.shutdown()
-    bar.close()
+    try:
+        if pending:
+            _start_ray(address, num_cpus)
+            try:
+                actors = _make_workers(workers, cpus_per_worker, len(pending))
+                names = _run_on_workers(pending, actors, records, bar)
+            finally:
+                ray.shutdown()
+    finally:  # also on Ctrl-C: the summary says what was done (finished videos have their markers anyway)
+        bar.close()
+        summary = write_summary(summary_path, records, time.perf_counter() - start, names)
     for r in records:
         if r.status == FAILED:
             log.error("job %s failed: %s", r.job_id, r.error)
-    return write_summary(summary_path, records, time.perf_counter() - start, names)
+    return summary
 
 
 def _run_on_workers(pending: list[BatchJob], actors: list, records: list[JobRecord], bar) -> list[str]:

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from .jobs import BatchJob, settings_hash
+
 DONE, SKIPPED, FAILED = "done", "skipped", "failed"
 
 
@@ -73,3 +75,18 @@ def write_summary(path: Path, records: list[JobRecord], wall_s: float, workers: 
     tmp.write_text(json.dumps(summary, indent=1))
     os.replace(tmp, path)
     return summary
+
+
+def record_without_worker(job: BatchJob) -> Optional[JobRecord]:
+    """A record for a job that needs no worker (bad line, missing input, already done); else None, hash set."""
+    if job.error is not None:
+        return JobRecord(job.job_id, job.line, FAILED, error=job.error)
+    try:
+        job.settings_hash = settings_hash(job.options)
+    except OSError as exc:
+        return JobRecord(job.job_id, job.line, FAILED, out=job.options["out"], error=f"line {job.line}: {exc}")
+    earlier = finished_record(job.options["out"], job.settings_hash)
+    if earlier is not None:
+        earlier.status, earlier.job_id, earlier.line = SKIPPED, job.job_id, job.line
+        return earlier
+    return None

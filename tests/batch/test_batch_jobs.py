@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from stableanimator_core.batch.jobs import read_jobs, settings_hash
-from stableanimator_core.batch.records import DONE, JobRecord, finished_record, marker_path, write_marker
+from stableanimator_core.batch.records import (DONE, FAILED, SKIPPED, JobRecord, finished_record, marker_path,
+                                               record_without_worker, write_marker)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,6 +89,21 @@ def test_a_job_counts_as_finished_only_with_its_video_and_the_same_settings(tmp_
     assert finished_record(out, "other settings") is None
     marker_path(out).write_text("{truncated")
     assert finished_record(out, "abc") is None
+
+
+def test_jobs_that_need_no_worker(tmp_path):
+    path = _jobs_file(tmp_path, {**JOB, "widht": 1}, {**JOB, "out": "b.mp4", "reference": "gone.png"},
+                      {**JOB, "out": "c.mp4"})
+    bad, missing, fresh = read_jobs(path, tmp_path / "out", Path("m"))
+    assert record_without_worker(bad).status == FAILED
+    record = record_without_worker(missing)
+    assert record.status == FAILED and "the reference" in record.error and "gone.png does not exist" in record.error
+    assert record_without_worker(fresh) is None and fresh.settings_hash  # goes to a worker, hash computed
+    (tmp_path / "out").mkdir()
+    Path(fresh.options["out"]).write_bytes(b"video")
+    write_marker(JobRecord("c", 3, DONE, out=fresh.options["out"], settings_hash=fresh.settings_hash, frames=7))
+    done = record_without_worker(fresh)
+    assert (done.status, done.frames, done.line) == (SKIPPED, 7, 3)
 
 
 def test_only_the_ray_runner_imports_ray():
