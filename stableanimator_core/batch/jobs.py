@@ -87,7 +87,10 @@ def parse_job(obj: Any, line: int, jobs_dir: Path, out_dir: Path, default_models
         obj = {k: v for k, v in obj.items() if k != "id"}
         obj.setdefault("models", str(default_models))
         namespace = parser.parse_args(_to_argv(obj, _option_flags(parser)))
-        options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(namespace).items()}
+        from ..cli.animate_command import options_from_args
+
+        opts = options_from_args(namespace)  # the preset's choices where the job gives none, as the command
+        options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items() if k != "timings"}
         for key in _INPUT_PATHS:
             options[key] = str((jobs_dir / options[key]).resolve())
         out = Path(options["out"])

@@ -42,6 +42,14 @@ def test_options_are_parsed_like_the_command_line(tmp_path):
     assert second.options["models"] == str(tmp_path / "my_models")
 
 
+def test_a_preset_fills_the_options_a_job_leaves_out(tmp_path):
+    path = _jobs_file(tmp_path, {**JOB, "preset": "official"}, {**JOB, "out": "b.mp4", "preset": "official",
+                                                                "missing": "empty"}, {**JOB, "out": "c.mp4"})
+    official, overridden, pack = (j.options for j in read_jobs(path, tmp_path / "out", Path("m")))
+    assert (official["missing"], overridden["missing"], pack["missing"]) == ("whole_image", "empty", "empty")
+    assert settings_hash(official) != settings_hash(pack)
+
+
 @pytest.mark.parametrize("obj, message", [
     ({**JOB, "widht": 512}, "unknown option 'widht'"),
     ({**JOB, "width": "wide"}, "invalid int value"),
