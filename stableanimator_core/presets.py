@@ -28,8 +28,28 @@ class Choices:
     hjb_mode: str  # hjb.settings.HJB_MODES
     precision: str  # devices.PRECISIONS
 
+    def __post_init__(self) -> None:
+        for name, allowed in _allowed().items():
+            if getattr(self, name) not in allowed:
+                raise InputError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+        if isinstance(self.min_keypoints, bool) or not isinstance(self.min_keypoints, int) or self.min_keypoints < 0:
+            raise InputError(f"min_keypoints must be a whole number >= 0, got {self.min_keypoints!r}")
+
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in fields(self))
+
+
+def _allowed() -> dict[str, tuple[str, ...]]:
+    # imported here: the choice lists live with the code that uses them, some of which imports torch
+    from .devices import PRECISIONS
+    from .hjb.settings import HJB_MODES, HJB_WINDOWS
+    from .identity.reference import ARCFACE_CHANNELS, NO_FACE_POLICIES
+    from .pose.extraction import MISSING_POLICIES, PERSON_CHOICES
+    from .pose.face_masks import FACE_MASK_SOURCES
+
+    return {"person": PERSON_CHOICES, "missing": MISSING_POLICIES, "arcface_channels": ARCFACE_CHANNELS,
+            "no_face": NO_FACE_POLICIES, "hjb_window": HJB_WINDOWS, "hjb_boxes": FACE_MASK_SOURCES,
+            "hjb_mode": HJB_MODES, "precision": PRECISIONS}
 
 
 PACK = Choices(person="largest", missing="empty", min_keypoints=1, arcface_channels="training", no_face="error",

@@ -135,3 +135,7 @@ def test_presets_and_overrides():
     assert {f for f in PACK.names() if getattr(PACK, f) == getattr(OFFICIAL, f)} == set()  # every field differs
     with pytest.raises(ValueError, match="preset"):
         preset_choices("paper")
+    with pytest.raises(ValueError, match="hjb_window must be one of tiled, all_frames"):
+        preset_choices("official", {"hjb_window": "single"})
+    with pytest.raises(ValueError, match="min_keypoints"):
+        preset_choices("pack", {"min_keypoints": -1})
