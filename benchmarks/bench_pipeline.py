@@ -148,14 +148,14 @@ class OursRunner:
         return latents.float().cpu(), frames
 
     def _refiner(self, inputs: BenchInputs, a: argparse.Namespace, hjb_times: Optional[list[float]]):
-        from stableanimator_core.hjb.sampler_hook import SamplerRefiner
+        from stableanimator_core.hjb.sampler_hook import HJBStepHook
         from stableanimator_core.hjb import FaceRefiner, HJBSettings
 
         m = self.models
         device = next(m.vae.parameters()).device
         settings = HJBSettings(num_iterations=a.hjb, start_step=0, end_step=a.steps - 1, mode=a.hjb_mode,
                                decode_chunk_size=4)
-        refiner = SamplerRefiner(FaceRefiner(m.vae, m.face_embedder, inputs.reference_face_embedding.to(device),
+        refiner = HJBStepHook(FaceRefiner(m.vae, m.face_embedder, inputs.reference_face_embedding.to(device),
                                              inputs.face_boxes, settings), settings)
         inner = refiner.refine_x0
 

@@ -11,11 +11,10 @@ from ..stableanimator_core.pipeline import animate as P
 from ..stableanimator_core.pipeline.decode import decode_latents
 from ..stableanimator_core.sampling.controls import TermWindow
 from ..stableanimator_core.errors import InputError
-from ..stableanimator_core.hjb.sampler_hook import SamplerRefiner
+from ..stableanimator_core.hjb.sampler_hook import HJBStepHook
 from ..stableanimator_core.hjb import reference_box, target_boxes_from_masks
 from ..stableanimator_core.sampling.preview import preview_frame
-from ..stableanimator_core.sampling.sampler import SamplerCallbacks, SamplerSettings
-from ..stableanimator_core.sampling.windows import effective_tile_size, window_indices
+from ..stableanimator_core.sampling.sampler import SamplerCallbacks, SamplerSettings, plan_sampling
 from . import comfy_bridge as bridge
 from .handles import CLIP_EMBEDS, COND, FACE, HJB, MODEL, AnimationConditioning, ClipEmbedding
 from ..stableanimator_core.sampling.memory import decode_memory_bytes, encode_memory_bytes, sampling_memory_bytes
@@ -217,21 +216,17 @@ class StableAnimatorSampler:
                 f"({cond.num_frames} skeleton frames at {cond.size_hw[1]}x{cond.size_hw[0]}). Connect the latent "
                 f"output of the same StableAnimator Conditioning node."
             )
-        tile = effective_tile_size(cond.num_frames, tile_size)
-        if hjb is not None:
-            tile = hjb.settings.tile_size_for(cond.num_frames, tile_size)
+        # HJB's window option may widen the window to all frames (the official HJB script)
+        tile = tile_size if hjb is None else hjb.settings.tile_size_for(cond.num_frames, tile_size)
         settings = SamplerSettings(steps=steps, min_guidance=guidance_start if guidance_start > 1.0 else guidance,
-                                   max_guidance=guidance, tile_size=tile, tile_overlap=min(tile_overlap, tile - 1),
+                                   max_guidance=guidance, tile_size=tile, tile_overlap=tile_overlap,
                                    seed=seed, batch_cfg=batch_cfg)
-        settings.validate()
-        windows = len(window_indices(cond.num_frames, tile, settings.tile_overlap))
+        plan = plan_sampling(cond.num_frames, settings)
         refiner_stage, groups = None, [model.sampling]
-        hjb_iters = 0
         if hjb is not None:
             refiner_stage = self._hjb_targets(conditioning, face_masks)
             groups += [model.vae, hjb.face_net_group]
-            hjb_iters = hjb.settings.num_iterations * sum(hjb.settings.is_refined(i) for i in range(steps))
-        progress = bridge.Progress(steps * windows + hjb_iters)
+        progress = bridge.Progress(plan.progress_total(hjb.settings if hjb is not None else None))
         done = {"calls": 0, "hjb": 0}
 
         def on_call(calls, total):
@@ -257,7 +252,7 @@ class StableAnimatorSampler:
             refiner = None
             if hjb is not None:
                 target_boxes, ref_box = refiner_stage
-                refiner = SamplerRefiner.build(model.models.vae, hjb.face_net, conditioning.reference, ref_box,
+                refiner = HJBStepHook.build(model.models.vae, hjb.face_net, conditioning.reference, ref_box,
                                                target_boxes, hjb.settings, on_iteration=on_hjb)
             out = P.run_sampler(model.models, cond, settings, refiner, SamplerCallbacks(on_call, on_step),
                                 device=bridge.torch_device())

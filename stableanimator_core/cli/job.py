@@ -268,7 +268,7 @@ def _hjb_refiner(opts: AnimateOptions, models, reference: np.ndarray, identity, 
                  leading_frames: int = 0, split: Optional[WorkSplit] = None):
     from ..boxes import box_from_xyxy
     from ..hjb import HJBSettings
-    from ..hjb.sampler_hook import SamplerRefiner
+    from ..hjb.sampler_hook import HJBStepHook
     from ..identity import load_antelopev2
     from ..identity.driving_faces import official_face_box
     from ..pose.face_masks import sequence_face_boxes
@@ -290,4 +290,4 @@ def _hjb_refiner(opts: AnimateOptions, models, reference: np.ndarray, identity, 
     targets = targets[:1] * leading_frames + targets  # the first-frame fix's extra frame has the first face
     settings = HJBSettings(num_iterations=opts.hjb_iterations, start_step=opts.hjb_start,
                            end_step=min(opts.hjb_end, opts.steps - 1), mode=opts.hjb_mode, window=opts.hjb_window)
-    return SamplerRefiner.build(models.vae, models.face_embedder, reference, ref_box, targets, settings, split=split)
+    return HJBStepHook.build(models.vae, models.face_embedder, reference, ref_box, targets, settings, split=split)

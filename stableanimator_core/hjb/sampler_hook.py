@@ -1,8 +1,9 @@
-"""Connects the HJB face optimisation (``hjb``) to the sampler's Euler step.
+"""The HJB face optimisation as a hook of the Euler loop (:mod:`..sampling.loop`).
 
-The sampler asks ``is_refined(step)`` and calls ``refine_x0(x0, step, steps)``; this class computes the
-learning rate of the step (``eta * (1 - i/steps)``), runs a fresh Adam through :class:`hjb.FaceRefiner` and
-keeps the losses, as the official ``EulerDiscreteSchedulerPro.step(refine_face=True)`` does.
+At every step where ``settings.is_refined(i)``, :class:`HJBStepHook` replaces the predicted clean latents by
+their face-optimised version: a fresh Adam through :class:`.refine.FaceRefiner` at the step's learning rate
+(``eta * (1 - i/steps)``), as the official ``EulerDiscreteSchedulerPro.step(refine_face=True)`` does. It keeps
+the losses and the refined steps for the log.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import numpy as np
 import torch
 
 from ..boxes import FaceBox
+from ..sampling.loop import Step, StepHook
 from ..sampling.parallel import WorkSplit
 from .faces import reference_face_embedding
 from .refine import FaceRefiner
 from .settings import HJBSettings
 
 
-class SamplerRefiner:
+class HJBStepHook(StepHook):
     def __init__(self, refiner: FaceRefiner, settings: HJBSettings):
         self.refiner = refiner
         self.settings = settings
@@ -31,7 +33,7 @@ class SamplerRefiner:
               reference_box: FaceBox, target_boxes: Sequence[Optional[FaceBox]], settings: HJBSettings,
               on_iteration: Optional[Callable[[int, float], None]] = None,
               recorder: Optional[MutableMapping[str, torch.Tensor]] = None,
-              split: Optional[WorkSplit] = None) -> "SamplerRefiner":
+              split: Optional[WorkSplit] = None) -> "HJBStepHook":
         """``reference``: the reference image at its original size (uint8 or 0..1 float ``[H, W, 3]``)."""
         ref_embedding, ref_crop = reference_face_embedding(face_net, reference, reference_box)
         if recorder is not None:
@@ -41,11 +43,11 @@ class SamplerRefiner:
                               recorder=recorder, split=split)
         return cls(refiner, settings)
 
-    def is_refined(self, step_index: int) -> bool:
-        return self.settings.is_refined(step_index)
-
-    def refine_x0(self, x0: torch.Tensor, step_index: int, num_steps: int) -> torch.Tensor:
-        refined, losses = self.refiner.refine(x0, self.settings.learning_rate(step_index, num_steps))
+    def refine_x0(self, step: Step) -> torch.Tensor:
+        if not self.settings.is_refined(step.index):
+            return step.x0
+        with torch.enable_grad():
+            refined, losses = self.refiner.refine(step.x0, self.settings.learning_rate(step.index, step.num_steps))
         self.losses.extend(losses)
-        self.refined_steps.append(step_index)
+        self.refined_steps.append(step.index)
         return refined

@@ -86,6 +86,10 @@ class HJBSettings:
         """Whether denoising step ``step_index`` (0-based) runs the face optimisation (inclusive range)."""
         return self.start_step <= step_index <= self.end_step
 
+    def total_iterations(self, num_steps: int) -> int:
+        """Adam iterations over a run of ``num_steps`` denoising steps (for a progress bar)."""
+        return self.num_iterations * sum(self.is_refined(i) for i in range(num_steps))
+
     def learning_rate(self, step_index: int, num_steps: int) -> float:
         """Adam's learning rate at a step: ``eta * (1 - i / num_steps)`` (same float ops as the official code)."""
         if num_steps < 1:

@@ -67,7 +67,7 @@ def replay(fixture: Path, run: str, out: Path, device: str = "cpu", hjb_mode: st
 def _refiner_for(models, inputs, refine: dict, s: dict, num_frames: int, mode: str, recorder: dict):
     import numpy as np
 
-    from ..hjb.sampler_hook import SamplerRefiner
+    from ..hjb.sampler_hook import HJBStepHook
     from ..hjb import HJBSettings, reference_box, target_boxes_from_masks
 
     hjb = s.get("hjb", {})
@@ -77,7 +77,7 @@ def _refiner_for(models, inputs, refine: dict, s: dict, num_frames: int, mode: s
     height, width = s["height"], s["width"]
     target_boxes = target_boxes_from_masks(np.stack(inputs.face_masks[:num_frames]), num_frames, height, width)
     ref_box = reference_box(inputs.reference.shape[:2], mask=inputs.reference_mask)
-    return SamplerRefiner.build(models.vae, models.face_embedder, inputs.reference, ref_box, target_boxes,
+    return HJBStepHook.build(models.vae, models.face_embedder, inputs.reference, ref_box, target_boxes,
                                 settings, recorder=recorder)
 
 

@@ -20,7 +20,8 @@ from . import conditioning as C
 from ..sampling.controls import OFFICIAL, TermWindow
 from .decode import decode_latents
 from ..numerics import require_finite
-from ..sampling.sampler import VAE_SCALE, Refiner, SamplerCallbacks, SamplerModels, SamplerSettings, initial_noise, sample
+from ..sampling.loop import StepHook
+from ..sampling.sampler import VAE_SCALE, SamplerCallbacks, SamplerModels, SamplerSettings, initial_noise, sample
 from ..loading.bundle import StableAnimatorModels
 from ..sampling.parallel import WorkSplit
 from ..sampling.windows import effective_tile_size
@@ -127,7 +128,7 @@ def drop_leading_frames(latents: torch.Tensor, count: int) -> torch.Tensor:
 
 
 def run_sampler(models: StableAnimatorModels, cond: C.Conditioning, settings: SamplerSettings,
-                refiner: Optional[Refiner] = None, callbacks: SamplerCallbacks = SamplerCallbacks(),
+                refiner: Optional[StepHook] = None, callbacks: SamplerCallbacks = SamplerCallbacks(),
                 recorder: Optional[dict] = None, device: Optional[torch.device | str] = None,
                 split: Optional[WorkSplit] = None) -> torch.Tensor:
     height, width = cond.size_hw
@@ -148,7 +149,7 @@ class AnimationResult:
 def animate(models: StableAnimatorModels, reference: np.ndarray | torch.Tensor,
             arcface_embedding: Optional[np.ndarray | torch.Tensor], pose_frames: Sequence[np.ndarray] | torch.Tensor,
             cond_settings: ConditioningSettings, sampler_settings: SamplerSettings, decode_chunk_size: int = 4,
-            refiner: Optional[Refiner] = None, callbacks: SamplerCallbacks = SamplerCallbacks(),
+            refiner: Optional[StepHook] = None, callbacks: SamplerCallbacks = SamplerCallbacks(),
             recorder: Optional[dict] = None) -> AnimationResult:
     cond = build_conditioning(models, reference, arcface_embedding, pose_frames, cond_settings,
                               sampler_settings.seed, recorder)

@@ -90,43 +90,45 @@ def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
 
 
 class PredictionBlend:
-    """Blends window predictions ``[2, F, C, h, w]`` (uncond, cond) with the windows' weights, in float32.
+    """Blends window predictions ``[rows, F, C, h, w]`` (one row per requested CFG branch) with the windows'
+    weights, in float32.
 
-    ``add(w, branch, out)`` takes this process's output ``[n, C, h, w]`` of window ``w``; ``result()`` returns
-    the weight-normalised blend of all windows (on every process of a split).
+    ``window_index``: each window's frame indices as a tensor on the device; ``weight_sums``: the per-frame sum
+    of the window weights ``[F, 1, 1, 1]`` (both built once per video by the denoiser, so no step reads the host).
+    ``add(w, row, out)`` takes this process's output ``[n, C, h, w]`` of window ``w``; ``result()`` returns the
+    weight-normalised blend of all windows (on every process of a split).
     """
 
-    def __init__(self, windows: Sequence[Sequence[int]], weights: torch.Tensor, frame_shape: tuple[int, ...],
-                 device: torch.device | str, split: Optional[WorkSplit] = None):
-        self.windows = [list(w) for w in windows]
-        self.weights = weights
+    def __init__(self, window_index: Sequence[torch.Tensor], weights: torch.Tensor, weight_sums: torch.Tensor,
+                 rows: int, frame_shape: tuple[int, ...], split: Optional[WorkSplit] = None):
+        self.window_index = window_index
+        self.wv = weights[:, None, None, None]
+        self.weight_sums = weight_sums
+        self.rows = rows
         self.split = split if split is not None and split.active else None
-        num_frames = max(max(w) for w in self.windows) + 1
-        self.count = torch.zeros(num_frames, device=device)
-        for idx in self.windows:
-            self.count[idx] += weights
+        shape = (rows, weight_sums.shape[0], *frame_shape)
+        device = weights.device
         if self.split is None:
-            self.pred = torch.zeros((2, num_frames, *frame_shape), device=device)
+            self.pred = torch.zeros(shape, device=device)
         else:
-            self.slots = torch.zeros((len(self.windows), 2, len(self.windows[0]), *frame_shape), device=device)
+            self.slots = torch.zeros((len(window_index), rows, weights.shape[0], *frame_shape), device=device)
 
-    def add(self, window: int, branch: int, out: torch.Tensor) -> None:
+    def add(self, window: int, row: int, out: torch.Tensor) -> None:
         if self.split is None:
-            self.pred[branch, self.windows[window]] += out * self.weights[:, None, None, None]
+            self.pred[row].index_add_(0, self.window_index[window], out * self.wv)
         else:
-            self.slots[window, branch] = out
+            self.slots[window, row] = out
 
     def result(self) -> torch.Tensor:
         if self.split is None:
             pred = self.pred
         else:
             slots = all_reduce_sum(self.slots)
-            pred = torch.zeros((2, self.count.shape[0], *slots.shape[3:]), device=slots.device)
-            wv = self.weights[:, None, None, None]
-            for w, idx in enumerate(self.windows):  # the single-process order of additions
-                for branch in (UNCOND, COND):
-                    pred[branch, idx] += slots[w, branch] * wv
-        return pred / self.count[:, None, None, None]
+            pred = torch.zeros((self.rows, self.weight_sums.shape[0], *slots.shape[3:]), device=slots.device)
+            for w, idx in enumerate(self.window_index):  # the single-process order of additions
+                for row in range(self.rows):
+                    pred[row].index_add_(0, idx, slots[w, row] * self.wv)
+        return pred / self.weight_sums
 
 
 def _uses_cuda(requested: Optional[str]) -> bool:

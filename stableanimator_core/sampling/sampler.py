@@ -1,29 +1,28 @@
-"""The denoising loop: windows over the frames, classifier-free guidance, Euler steps, optional HJB.
+"""Sampling a video: settings, the window plan and progress total, and :func:`sample`, which puts the
+:class:`.denoiser.WindowedDenoiser` under the :func:`.loop.euler_loop` with its hooks (HJB, parity recording,
+progress and previews).
 
-Numerically this is the official ``InferenceAnimationPipeline`` / ``InferenceAnimationProPipeline`` loop.
-What it does differently, all exact (no value changes beyond float rounding):
-
-* PoseNet runs once per frame for the whole video, not once per window and step (it has no temporal layers);
-* the unconditional and conditional passes of a window share one UNet call (batch 2); the unconditional half
-  gets zero pose features, which is what "no pose" adds;
-* the per-frame reference latents are broadcast, not materialised for every frame twice.
-
-The conditioning's pose and identity terms (``Conditioning.pose`` / ``.identity``, see ``controls``) set, per
-step, the PoseNet feature multiplier and the ID adapter's scale; where a term is off it is not computed.
+Numerically this is the official ``InferenceAnimationPipeline`` / ``InferenceAnimationProPipeline`` loop (see
+:mod:`.denoiser` for what is computed differently, all exact). The initial noise is drawn for one window and
+repeats with that period over the frames, as in the official code.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Sequence
 
 import torch
 
 from ..pipeline.conditioning import Conditioning
-from .parallel import COND, UNCOND, PredictionBlend, WorkSplit
-from .scheduler import EulerSchedule, euler_update, karras_schedule, predict_x0, scale_model_input
-from .windows import effective_tile_size, window_indices, window_weights
+from .denoiser import UNetCall, WindowedDenoiser, guidance_ramp
+from .loop import Step, StepHook, euler_loop
+from .parallel import WorkSplit
+from .scheduler import karras_schedule
+from .windows import WindowPlan, plan_windows
+
+log = logging.getLogger(__name__)
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +51,26 @@ class SamplerSettings:
             raise ValueError("tile_size must be >= 1 and tile_overlap >= 0")
 
 
-class Refiner(Protocol):
-    """The HJB face optimisation as the sampler sees it (implemented in ``stableanimator_core.hjb``)."""
+@dataclass(frozen=True)
+class SamplingPlan:
+    """What a run will do, known before it starts: its windows and how many units of progress it reports."""
 
-    def is_refined(self, step_index: int) -> bool: ...
+    steps: int
+    windows: WindowPlan
 
-    def refine_x0(self, x0: torch.Tensor, step_index: int, num_steps: int) -> torch.Tensor: ...
+    @property
+    def unet_calls(self) -> int:
+        return self.steps * self.windows.count
+
+    def progress_total(self, hjb: Optional[Any] = None) -> int:
+        """UNet window evaluations plus, with HJB settings (``hjb.HJBSettings``), its optimisation iterations."""
+        return self.unet_calls + (0 if hjb is None else hjb.total_iterations(self.steps))
+
+
+def plan_sampling(num_frames: int, settings: SamplerSettings) -> SamplingPlan:
+    """Validates ``settings`` and normalises the tiling for ``num_frames`` frames (the one place that does)."""
+    settings.validate()
+    return SamplingPlan(settings.steps, plan_windows(num_frames, settings.tile_size, settings.tile_overlap))
 
 
 @dataclass
@@ -79,9 +92,65 @@ def initial_noise(generator: torch.Generator, tile: int, h: int, w: int) -> torc
     return torch.randn((1, tile, LATENT_CHANNELS, h, w), generator=generator, dtype=torch.float32)
 
 
-def _pose_features(pose_net: torch.nn.Module, frames: torch.Tensor, device, dtype, chunk: int = 16) -> torch.Tensor:
-    outs = [pose_net(frames[i : i + chunk].to(device, dtype)) for i in range(0, frames.shape[0], chunk)]
-    return torch.cat(outs)
+class _Previews(StepHook):
+    def __init__(self, on_step: Callable[[int, int, torch.Tensor], None]):
+        self.on_step = on_step
+
+    def step_end(self, step: Step) -> None:
+        self.on_step(step.index, step.num_steps, step.x0)
+
+
+class ParityRecorder(StepHook):
+    """Writes the intermediates the parity fixture records, under the fixture's key names, into ``record``."""
+
+    def __init__(self, record: dict):
+        self.record = record
+
+    def attach(self, denoiser: WindowedDenoiser) -> None:
+        idx = list(denoiser.plan.windows[0])
+        self.record["posenet_in_window0"] = denoiser.cond.pose_frames[idx].clone()
+        self.record["posenet_out_window0"] = denoiser.pose_features(0).float().cpu()
+        inner = denoiser.on_unet_call
+        first = [True]
+
+        def observe(call: UNetCall) -> None:
+            if first[0] and len(call.outputs) == 2:  # a split process may not compute both halves
+                first[0] = False
+                self._first_calls(call)
+            if inner is not None:
+                inner(call)
+
+        denoiser.on_unet_call = observe
+
+    def _first_calls(self, call: UNetCall) -> None:
+        """The two UNet calls of the first window of the first step."""
+        for branch, prefix in ((0, "unet_call0_uncond_"), (1, "unet_call1_cond_")):
+            self.record[prefix + "sample"] = call.inputs[branch].float().cpu()
+            self.record[prefix + "timestep"] = call.timestep.reshape(1).float().cpu()
+            ehs = call.encoder_hidden_states[branch : branch + 1]
+            self.record[prefix + "encoder_hidden_states"] = ehs.float().cpu()
+            self.record[prefix + "added_time_ids"] = call.added_time_ids[branch : branch + 1].float().cpu()
+            if branch == 1 and call.pose is not None:
+                self.record[prefix + "pose_latents"] = call.pose.float().cpu()
+            self.record[prefix + "out"] = call.outputs[branch].float().cpu()
+
+    def step_end(self, step: Step) -> None:
+        i = step.index
+        self.record[f"step{i}_sample_in"] = step.latents.float().cpu()
+        self.record[f"step{i}_sigma"] = step.sigma.reshape(1).float().cpu()
+        self.record[f"step{i}_model_output_guided"] = step.model_output.float().cpu()
+        self.record[f"step{i}_prev_sample"] = step.next_latents.cpu()
+        self.record[f"latents_after_step{i}"] = step.next_latents.cpu()
+
+
+def _progress_observer(on_unet_call: Callable[[int, int], None], total: int) -> Callable[[UNetCall], None]:
+    done = [0]
+
+    def observe(call: UNetCall) -> None:
+        done[0] += 1
+        on_unet_call(done[0], total)
+
+    return observe
 
 
 @torch.no_grad()
@@ -91,127 +160,42 @@ def sample(
     settings: SamplerSettings,
     noise: torch.Tensor,
     device: torch.device | str = "cpu",
-    refiner: Optional[Refiner] = None,
+    refiner: Optional[StepHook] = None,
     callbacks: SamplerCallbacks = SamplerCallbacks(),
     recorder: Optional[dict] = None,
     schedule_config: Optional[dict] = None,
     split: Optional[WorkSplit] = None,
+    hooks: Sequence[StepHook] = (),
 ) -> torch.Tensor:
     """Denoise and return latents ``[1, F, 4, h, w]`` (float32, on ``device``).
 
     ``noise`` is the initial noise for one window ``[1, T, 4, h, w]`` (T = effective tile size), as drawn by
-    :func:`initial_noise`; it repeats with period T over the frames, as in the official code.
-    ``recorder`` (optional dict) receives the intermediates the parity fixture records.
+    :func:`initial_noise`. ``refiner``: the HJB hook (``hjb.HJBStepHook``) or None; ``hooks``: further step
+    hooks, run after it. ``recorder`` (optional dict) receives the intermediates the parity fixture records.
     ``split``: this process's share of the windows / CFG halves when several processes (``torchrun``) sample
-    one video; every process returns the same latents (see :mod:`parallel`).
+    one video; every process returns the same latents (see :mod:`.parallel`).
     """
-    settings.validate()
-    unet, pose_net = models.unet, models.pose_net
-    dtype = next(unet.parameters()).dtype
-    num_frames = cond.num_frames
-    tile = effective_tile_size(num_frames, settings.tile_size)
-    windows = window_indices(num_frames, tile, min(settings.tile_overlap, tile - 1))
-    height, width = cond.size_hw
-    h, w = height // VAE_SCALE, width // VAE_SCALE
+    plan = plan_sampling(cond.num_frames, settings)
+    tile, num_frames = plan.windows.tile_size, cond.num_frames
+    h, w = cond.size_hw[0] // VAE_SCALE, cond.size_hw[1] // VAE_SCALE
     if noise.shape != (1, tile, LATENT_CHANNELS, h, w):
         raise ValueError(f"initial noise must have shape {(1, tile, LATENT_CHANNELS, h, w)}, got {tuple(noise.shape)}")
-
-    schedule: EulerSchedule = karras_schedule(settings.steps, schedule_config)
-    sigmas = schedule.sigmas.to(device)
-    timesteps = schedule.timesteps.to(device)
-    latents = noise.to(device) * schedule.init_noise_sigma.to(device)
+    schedule = karras_schedule(settings.steps, schedule_config).to(device)
+    latents = noise.to(device) * schedule.init_noise_sigma
     latents = latents.repeat(1, num_frames // tile + 1, 1, 1, 1)[:, :num_frames]
 
-    ehs = cond.encoder_hidden_states().to(device, dtype)  # [2, T, D]
-    time_ids = cond.added_time_ids.to(device, dtype).repeat(2, 1)  # [2, 3]
-    ref_latents = cond.image_latents.to(device, dtype)  # [1, 4, h, w]
-    guidance = torch.linspace(settings.min_guidance, settings.max_guidance, num_frames, device=device)
-    guidance = guidance.to(latents.dtype).view(1, num_frames, 1, 1, 1)
-    weights = window_weights(tile, device=device)
+    denoiser = WindowedDenoiser(models.unet, models.pose_net, cond, plan.windows,
+                                guidance_ramp(settings.min_guidance, settings.max_guidance, num_frames, device),
+                                device, settings.batch_cfg, settings.pose_cache_bytes, split=split)
     if split is not None:
-        log.info("%s", split.describe(len(windows)))
-
-    pose_bytes = num_frames * pose_net.final_proj.out_channels * h * w * torch.finfo(dtype).bits // 8
-    pose_cache: dict[str, torch.Tensor] = {}
-
-    def pose_for(idx: list[int]) -> torch.Tensor:
-        # computed on the first step that uses pose: a video whose pose term is off never runs PoseNet
-        if pose_bytes <= settings.pose_cache_bytes:
-            if "all" not in pose_cache:
-                pose_cache["all"] = _pose_features(pose_net, cond.pose_frames, device, dtype)
-            return pose_cache["all"][idx]
-        return pose_net(cond.pose_frames[idx].to(device, dtype))
-
+        log.info("%s", split.describe(plan.windows.count))
+    if callbacks.on_unet_call is not None:  # this process's share of the calls
+        denoiser.on_unet_call = _progress_observer(callbacks.on_unet_call, settings.steps * len(denoiser.units))
+    all_hooks = [h for h in (refiner, *hooks) if h is not None]
     if recorder is not None:
-        recorder["posenet_in_window0"] = cond.pose_frames[windows[0]].clone()
-        recorder["posenet_out_window0"] = pose_for(windows[0]).float().cpu()
-
-    units = split.units(len(windows)) if split is not None else [(wi, (UNCOND, COND)) for wi in range(len(windows))]
-    calls_total = settings.steps * len(units)
-    calls_done = 0
-    for i in range(settings.steps):
-        sigma, t = sigmas[i], timesteps[i]
-        # strength and step range of the pose and identity terms (cond.pose / cond.identity); 0 = not computed
-        pose_scale = cond.pose.scale(i, settings.steps)
-        id_scale = cond.identity.scale(i, settings.steps)
-        scaled = scale_model_input(latents, sigma).to(dtype)  # [1, F, 4, h, w]
-        blend = PredictionBlend(windows, weights, (LATENT_CHANNELS, h, w), device, split)  # float32
-        for wi, branches in units:
-            idx = windows[wi]
-            n = len(idx)
-            noisy = scaled[:, idx]
-            # the unconditional branch sees zero reference latents, zero context and no pose (official)
-            x_u = torch.cat([noisy, torch.zeros_like(noisy)], dim=2)
-            x_c = torch.cat([noisy, ref_latents[:, None].expand(1, n, -1, -1, -1)], dim=2)
-            pose = pose_for(idx) if pose_scale and COND in branches else None
-            if pose is not None and pose_scale != 1.0:
-                pose = pose * pose_scale
-            out_u = out_c = None
-            if settings.batch_cfg and len(branches) == 2:
-                batch_pose = None if pose is None else torch.stack([torch.zeros_like(pose), pose])
-                out = unet(torch.cat([x_u, x_c]), t, ehs, time_ids, batch_pose, id_scale=id_scale)
-                out_u, out_c = out[:1], out[1:]
-            else:
-                if UNCOND in branches:
-                    out_u = unet(x_u, t, ehs[:1], time_ids[:1], None, id_scale=id_scale)
-                if COND in branches:
-                    out_c = unet(x_c, t, ehs[1:], time_ids[1:], pose, id_scale=id_scale)
-            if recorder is not None and i == 0 and wi == 0 and len(branches) == 2:
-                _record_first_calls(recorder, x_u, x_c, t, ehs, time_ids, pose, out_u, out_c)
-            for branch, out in ((UNCOND, out_u), (COND, out_c)):
-                if out is not None:
-                    blend.add(wi, branch, out[0])
-            calls_done += 1
-            if callbacks.on_unet_call is not None:
-                callbacks.on_unet_call(calls_done, calls_total)
-        pred = blend.result()
-        model_output = pred[:1] + guidance * (pred[1:] - pred[:1])
-
-        x0 = predict_x0(model_output, latents, sigma)
-        if refiner is not None and refiner.is_refined(i):
-            with torch.enable_grad():
-                x0 = refiner.refine_x0(x0, i, settings.steps)
-        new_latents = euler_update(latents, x0, sigma, sigmas[i + 1])  # latents stay float32
-        if recorder is not None:
-            recorder[f"step{i}_sample_in"] = latents.float().cpu()
-            recorder[f"step{i}_sigma"] = sigma.reshape(1).float().cpu()
-            recorder[f"step{i}_model_output_guided"] = model_output.float().cpu()
-            recorder[f"step{i}_prev_sample"] = new_latents.cpu()
-            recorder[f"latents_after_step{i}"] = new_latents.cpu()
-        latents = new_latents
-        if callbacks.on_step is not None:
-            callbacks.on_step(i, settings.steps, x0)
-    return latents
-
-
-def _record_first_calls(rec: dict, x_u, x_c, t, ehs, time_ids, pose, out_u, out_c) -> None:
-    """The fixture's names for the two UNet calls of the first window of the first step."""
-    for prefix, x, e, ids, p, out in (("unet_call0_uncond_", x_u, ehs[:1], time_ids[:1], None, out_u),
-                                      ("unet_call1_cond_", x_c, ehs[1:], time_ids[1:], pose, out_c)):
-        rec[prefix + "sample"] = x.float().cpu()
-        rec[prefix + "timestep"] = t.reshape(1).float().cpu()
-        rec[prefix + "encoder_hidden_states"] = e.float().cpu()
-        rec[prefix + "added_time_ids"] = ids.float().cpu()
-        if p is not None:
-            rec[prefix + "pose_latents"] = p.float().cpu()
-        rec[prefix + "out"] = out.float().cpu()
+        parity = ParityRecorder(recorder)
+        parity.attach(denoiser)
+        all_hooks.append(parity)
+    if callbacks.on_step is not None:
+        all_hooks.append(_Previews(callbacks.on_step))
+    return euler_loop(denoiser, latents, schedule, all_hooks)

@@ -28,6 +28,9 @@ class EulerSchedule:
     def num_steps(self) -> int:
         return int(self.timesteps.shape[0])
 
+    def to(self, device: torch.device | str) -> "EulerSchedule":
+        return EulerSchedule(self.sigmas.to(device), self.timesteps.to(device), self.init_noise_sigma.to(device))
+
 
 def karras_schedule(num_steps: int, config: Optional[Mapping[str, Any]] = None, rho: float = 7.0) -> EulerSchedule:
     """The schedule for ``num_steps`` steps under an SVD-style scheduler config (defaults: SVD-xt)."""

@@ -7,6 +7,8 @@ a triangular weight per window position (frame 0 always sits at the smallest wei
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 
@@ -40,3 +42,24 @@ def window_indices(num_frames: int, tile_size: int, overlap: int) -> list[list[i
 def window_weights(tile_size: int, device: torch.device | str = "cpu") -> torch.Tensor:
     w = (torch.arange(tile_size, device=device) + 0.5) * 2.0 / tile_size
     return torch.minimum(w, 2 - w)
+
+
+@dataclass(frozen=True)
+class WindowPlan:
+    """The windows of one video: the tiling normalised once, for the sampler, the progress bar and the nodes."""
+
+    num_frames: int
+    tile_size: int  # effective: at most the frame count
+    overlap: int  # effective: below the tile size
+    windows: tuple[tuple[int, ...], ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.windows)
+
+
+def plan_windows(num_frames: int, tile_size: int, tile_overlap: int) -> WindowPlan:
+    """Windows for ``num_frames`` frames; a tile longer than the video becomes one window over all frames."""
+    tile = effective_tile_size(num_frames, tile_size)
+    overlap = min(tile_overlap, tile - 1)
+    return WindowPlan(num_frames, tile, overlap, tuple(tuple(w) for w in window_indices(num_frames, tile, overlap)))

@@ -1,0 +1,169 @@
+"""The windowed, guided denoiser: one model evaluation of StableAnimator over a whole video.
+
+:class:`WindowedDenoiser` turns noisy latents at a noise level into the guided model output over the official
+frame windows (MimicMotion's tiling: frame 0 in every window, triangular blending weights), with the per-frame
+guidance ramp of SVD (``min_guidance`` on the first frame to ``max_guidance`` on the last). The Euler loop
+(:mod:`.loop`) calls it once per step; a ComfyUI model wrapper can call it once per model evaluation.
+
+Numerically this is the inner loop of the official ``InferenceAnimationPipeline``. Differences, all exact:
+
+* PoseNet runs once per frame for the whole video, not once per window and step (it has no temporal layers);
+* the unconditional and conditional passes of a window share one UNet call (batch 2) unless ``batch_cfg`` is
+  off; the unconditional half gets zero pose features, which is what "no pose" adds;
+* the per-frame reference latents are broadcast, not materialised for every frame twice.
+
+The conditioning's pose and identity terms (``Conditioning.pose`` / ``.identity``, see :mod:`.controls`) set,
+per step, the PoseNet feature multiplier and the ID adapter's scale; where a term is off it is not computed
+(PoseNet runs on the first step that uses pose).
+
+Nothing in :meth:`WindowedDenoiser.branch_outputs` waits for the device: the window index tensors and the
+per-frame weight sums are built on the device once, in the constructor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from ..pipeline.conditioning import Conditioning
+from .parallel import COND, UNCOND, PredictionBlend, WorkSplit
+from .scheduler import scale_model_input
+from .windows import WindowPlan, window_weights
+
+BOTH = (UNCOND, COND)  # branch ids index the encoder hidden states [uncond, cond]
+
+
+@dataclass
+class UNetCall:
+    """What one window's UNet evaluation saw and returned (for observers such as the parity recorder)."""
+
+    window: int
+    timestep: torch.Tensor
+    inputs: dict[int, torch.Tensor]  # branch -> UNet input [1, T, 8, h, w]
+    outputs: dict[int, torch.Tensor]  # branch -> UNet output [1, T, 4, h, w]
+    encoder_hidden_states: torch.Tensor  # [2, tokens, D]
+    added_time_ids: torch.Tensor  # [2, 3]
+    pose: Optional[torch.Tensor]  # conditional pose features of the window (None where pose is off)
+
+
+def guidance_ramp(min_guidance: float, max_guidance: float, num_frames: int,
+                  device: torch.device | str = "cpu") -> torch.Tensor:
+    """SVD's per-frame guidance scale, ``[1, F, 1, 1, 1]`` float32."""
+    return torch.linspace(min_guidance, max_guidance, num_frames, device=device).view(1, num_frames, 1, 1, 1)
+
+
+class WindowedDenoiser:
+    """Guided StableAnimator prediction over the official windows, for one video's conditioning.
+
+    Call ``denoiser(latents, sigma, step=(i, steps))`` with noisy latents ``[1, F, 4, h, w]`` (unscaled,
+    float32, on the denoiser's device), the noise level ``sigma`` (0-dim tensor) and the step it belongs to
+    (which sets the pose/identity strengths, see :mod:`.controls`; a sampler that only knows sigma finds it with
+    ``controls.step_of_sigma``; ``None`` uses the strengths with no step range). It returns the guided model
+    output (v-prediction) ``[1, F, 4, h, w]`` float32, i.e. ``uncond + guidance * (cond - uncond)`` per frame.
+    :func:`.scheduler.predict_x0` turns it into predicted clean latents.
+
+    For samplers that do their own guidance, :meth:`branch_outputs` returns the window-blended outputs of the
+    requested branches (``UNCOND``, ``COND``) stacked on dim 0, and :meth:`guide` combines them.
+    ``timestep`` may be given where a schedule already holds it (bit-identical to ``0.25 * log(sigma)``).
+    ``on_unet_call`` (optional) observes every window's UNet evaluation. ``split``: this process's share of the
+    windows / CFG halves when several processes (``torchrun``) sample one video; every process gets the same
+    blended outputs (see :mod:`.parallel`).
+    """
+
+    def __init__(self, unet: torch.nn.Module, pose_net: torch.nn.Module, cond: Conditioning, plan: WindowPlan,
+                 guidance: torch.Tensor, device: torch.device | str = "cpu", batch_cfg: bool = True,
+                 pose_cache_bytes: int = 2 << 30, on_unet_call: Optional[Callable[[UNetCall], None]] = None,
+                 split: Optional[WorkSplit] = None):
+        self.unet, self.pose_net, self.cond, self.plan = unet, pose_net, cond, plan
+        self.split = split if split is not None and split.active else None
+        self.units = (self.split.units(plan.count) if self.split is not None
+                      else [(wi, BOTH) for wi in range(plan.count)])
+        self.device, self.batch_cfg, self.on_unet_call = torch.device(device), batch_cfg, on_unet_call
+        self.dtype = next(unet.parameters()).dtype
+        self.guidance = guidance.to(self.device, torch.float32)
+        self.encoder_hidden_states = cond.encoder_hidden_states().to(self.device, self.dtype)  # [2, T, D]
+        self.added_time_ids = cond.added_time_ids.to(self.device, self.dtype).repeat(2, 1)  # [2, 3]
+        self.reference_latents = cond.image_latents.to(self.device, self.dtype)  # [1, 4, h, w]
+        self.window_index = [torch.tensor(w, device=self.device) for w in plan.windows]
+        self._host_index = [torch.tensor(w) for w in plan.windows]  # for the CPU-resident skeleton frames
+        self.weights = window_weights(plan.tile_size, device=self.device)
+        count = torch.zeros(plan.num_frames, device=self.device)
+        for idx in self.window_index:
+            count[idx] += self.weights
+        self.weight_sums = count[:, None, None, None]
+        h, w = cond.size_hw[0] // 8, cond.size_hw[1] // 8
+        pose_bytes = plan.num_frames * pose_net.final_proj.out_channels * h * w * torch.finfo(self.dtype).bits // 8
+        self._cache_pose = pose_bytes <= pose_cache_bytes
+        self._pose_all: Optional[torch.Tensor] = None  # computed on the first step that uses pose
+
+    def _all_pose_features(self, chunk: int = 16) -> torch.Tensor:
+        frames = self.cond.pose_frames
+        return torch.cat([self.pose_net(frames[i : i + chunk].to(self.device, self.dtype))
+                          for i in range(0, frames.shape[0], chunk)])
+
+    def pose_features(self, window: int) -> torch.Tensor:
+        """PoseNet features ``[T, C, h, w]`` of one window's frames (cached for the video when they fit)."""
+        if self._cache_pose:
+            if self._pose_all is None:
+                self._pose_all = self._all_pose_features()
+            return self._pose_all[self.window_index[window]]
+        return self.pose_net(self.cond.pose_frames[self._host_index[window]].to(self.device, self.dtype))
+
+    def __call__(self, latents: torch.Tensor, sigma: torch.Tensor, timestep: Optional[torch.Tensor] = None,
+                 step: Optional[tuple[int, int]] = None) -> torch.Tensor:
+        return self.guide(self.branch_outputs(latents, sigma, BOTH, timestep, step))
+
+    def term_scales(self, step: Optional[tuple[int, int]]) -> tuple[float, float]:
+        """(pose, identity) strengths at ``step = (index, steps)``; 0 = the term is off there."""
+        if step is None:
+            return float(self.cond.pose.strength), float(self.cond.identity.strength)
+        return self.cond.pose.scale(*step), self.cond.identity.scale(*step)
+
+    def guide(self, outputs: torch.Tensor) -> torch.Tensor:
+        """``[uncond, cond]`` blended outputs -> per-frame classifier-free guidance ``[1, F, 4, h, w]``."""
+        return outputs[:1] + self.guidance * (outputs[1:] - outputs[:1])
+
+    @torch.no_grad()
+    def branch_outputs(self, latents: torch.Tensor, sigma: torch.Tensor, branches: Sequence[int] = BOTH,
+                       timestep: Optional[torch.Tensor] = None,
+                       step: Optional[tuple[int, int]] = None) -> torch.Tensor:
+        """Window-blended UNet outputs ``[len(branches), F, 4, h, w]`` float32 of the requested branches."""
+        t = 0.25 * sigma.log() if timestep is None else timestep
+        scales = self.term_scales(step)
+        scaled = scale_model_input(latents, sigma).to(self.dtype)  # [1, F, 4, h, w]
+        rows = {b: r for r, b in enumerate(branches)}
+        blend = PredictionBlend(self.window_index, self.weights, self.weight_sums, len(branches),
+                                tuple(latents.shape[2:]), self.split)  # float32 whatever the UNet precision
+        for wi, mine in self.units:
+            wanted = [b for b in branches if b in mine]
+            if not wanted:
+                continue
+            outputs = self._window(wi, scaled[:, self.window_index[wi]], t, wanted, scales)
+            for b in wanted:
+                blend.add(wi, rows[b], outputs[b][0])
+        return blend.result()
+
+    def _window(self, wi: int, noisy: torch.Tensor, t: torch.Tensor, branches: Sequence[int],
+                scales: tuple[float, float]) -> dict:
+        n = noisy.shape[1]
+        pose_scale, id_scale = scales
+        # the unconditional branch sees zero reference latents, zero context and no pose (official)
+        inputs = {UNCOND: torch.cat([noisy, torch.zeros_like(noisy)], dim=2),
+                  COND: torch.cat([noisy, self.reference_latents[:, None].expand(1, n, -1, -1, -1)], dim=2)}
+        pose = self.pose_features(wi) if pose_scale and COND in branches else None
+        if pose is not None and pose_scale != 1.0:
+            pose = pose * pose_scale
+        ehs, ids = self.encoder_hidden_states, self.added_time_ids
+        if self.batch_cfg and tuple(branches) == BOTH:
+            batch_pose = None if pose is None else torch.stack([torch.zeros_like(pose), pose])
+            out = self.unet(torch.cat([inputs[UNCOND], inputs[COND]]), t, ehs, ids, batch_pose, id_scale=id_scale)
+            outputs = {UNCOND: out[:1], COND: out[1:]}
+        else:
+            outputs = {b: self.unet(inputs[b], t, ehs[b : b + 1], ids[b : b + 1], pose if b == COND else None,
+                                    id_scale=id_scale)
+                       for b in branches}
+        if self.on_unet_call is not None:
+            self.on_unet_call(UNetCall(wi, t, inputs, outputs, ehs, ids, pose))
+        return outputs
