@@ -25,7 +25,7 @@ FRAMES = 7  # windows [0,1,2] [0,3,4] [0,5,6]
 
 
 def run_case(models, inputs, case, split=None) -> torch.Tensor:
-    from stableanimator_core.hjb.sampler_hook import SamplerRefiner
+    from stableanimator_core.hjb.sampler_hook import HJBStepHook
     from stableanimator_core.hjb import HJBSettings
     from stableanimator_core.pipeline.animate import ConditioningSettings, build_conditioning, run_sampler
     from stableanimator_core.sampling.sampler import SamplerSettings
@@ -37,7 +37,7 @@ def run_case(models, inputs, case, split=None) -> torch.Tensor:
     if hjb_mode is not None:
         boxes = [tuple(b) for b in inputs.settings["target_bboxes_yyxx"]][:FRAMES]
         hjb = HJBSettings(num_iterations=2, start_step=0, end_step=1, mode=hjb_mode, decode_chunk_size=2)
-        refiner = SamplerRefiner.build(models.vae, models.face_embedder, inputs.reference,
+        refiner = HJBStepHook.build(models.vae, models.face_embedder, inputs.reference,
                                        tuple(inputs.settings["reference_bbox_yyxx"]), boxes, hjb, split=split)
     return run_sampler(models, cond, SamplerSettings(**sampler_kw), refiner, split=split)
 
