@@ -157,7 +157,7 @@ class OursRunner:
                                decode_chunk_size=4)
         refiner = HJBStepHook(FaceRefiner(m.vae, m.face_embedder, inputs.reference_face_embedding.to(device),
                                              inputs.face_boxes, settings), settings)
-        inner = refiner.refine_x0
+        inner = refiner.refine
 
         def timed(x0, step_index, num_steps):
             synchronize(device)
@@ -168,7 +168,7 @@ class OursRunner:
                 hjb_times.append((time.perf_counter() - t0) / a.hjb)
             return out
 
-        refiner.refine_x0 = timed
+        refiner.refine = timed
         return refiner
 
 

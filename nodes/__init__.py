@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from . import generation_nodes, model_nodes, preprocess_nodes, readout_nodes
+from . import generation_nodes, model_nodes, native_nodes, preprocess_nodes, readout_nodes
 
-_MODULES = (model_nodes, preprocess_nodes, generation_nodes, readout_nodes)
+_MODULES = (model_nodes, preprocess_nodes, generation_nodes, native_nodes, readout_nodes)
 
 NODE_CLASS_MAPPINGS: dict[str, type] = {}
 NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}

@@ -8,7 +8,7 @@ from PIL import Image
 
 from ..stableanimator_core.pipeline import conditioning as C
 from ..stableanimator_core.pipeline import animate as P
-from ..stableanimator_core.pipeline.decode import decode_latents
+from ..stableanimator_core.pipeline.decode import decode_latents, to_vae_latents
 from ..stableanimator_core.sampling.controls import TermWindow
 from ..stableanimator_core.errors import InputError
 from ..stableanimator_core.hjb.sampler_hook import HJBStepHook
@@ -166,7 +166,8 @@ class StableAnimatorSampler:
     FUNCTION = "sample"
     RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("latent",)
-    OUTPUT_TOOLTIPS = ("Denoised latents [frames, 4, height/8, width/8].",)
+    OUTPUT_TOOLTIPS = ("Denoised latents [frames, 4, height/8, width/8] (the VAE's own latents, as core samplers "
+                       "return; core VAEDecode with the SVD VAE decodes them too).",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -259,8 +260,9 @@ class StableAnimatorSampler:
             if refiner is not None and refiner.losses:
                 log.info("HJB face loss: first %.4f, last %.4f over %d iterations", refiner.losses[0],
                          refiner.losses[-1], len(refiner.losses))
-        # other keys of the LATENT (the first-frame fix's count) go on to the decoder, as KSampler passes them
-        return ({**latent, "samples": out[0].float().cpu()},)
+        # other keys of the LATENT (the first-frame fix's count) go on to the decoder, as KSampler passes them;
+        # samples in ComfyUI's LATENT convention (the VAE's own latents), so core samplers' latents mix
+        return ({**latent, "samples": to_vae_latents(model.models.vae, out[0].float().cpu())},)
 
     @staticmethod
     def _hjb_targets(conditioning: AnimationConditioning, face_masks):
@@ -294,7 +296,7 @@ class StableAnimatorDecode:
     def INPUT_TYPES(cls):
         return {"required": {
             "model": (MODEL, {"tooltip": "From StableAnimator Model Loader."}),
-            "latent": ("LATENT", {"tooltip": "From StableAnimator Sampler."}),
+            "latent": ("LATENT", {"tooltip": "From StableAnimator Sampler or a core sampler (KSampler)."}),
             "decode_chunk_size": ("INT", {"default": 4, "min": 0, "max": 64,
                                           "tooltip": "Frames decoded together (official 4; more is smoother and "
                                                      "needs more VRAM). 0 = as many as the free memory allows."}),
@@ -318,7 +320,8 @@ class StableAnimatorDecode:
         need = decode_memory_bytes(samples.shape[-1] * 8, samples.shape[-2] * 8, decode_chunk_size)
         with gpu_stage([model.vae], "decoding", DECODE_ADVICE, memory_required=need):
             frames = decode_latents(model.models.vae, samples[None], decode_chunk_size, on_chunk,
-                                    lambda: bridge.free_memory_bytes(device), dtype=model.decode_dtype)
+                                    lambda: bridge.free_memory_bytes(device), dtype=model.decode_dtype,
+                                    scaled=False)
         return (frames,)
 
 

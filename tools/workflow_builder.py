@@ -69,7 +69,8 @@ class Layout:
         return data
 
 
-def _common(hjb: bool, upscale_interpolate: bool = False) -> tuple[Layout, dict[str, int]]:
+def _common(hjb: bool, upscale_interpolate: bool = False,
+            core_sampler: bool = False) -> tuple[Layout, dict[str, int]]:
     L = Layout(node_defs())
     n: dict[str, int] = {}
     L.note("StableAnimator: one reference photo + one driving video -> an identity-preserving animation.\n\n"
@@ -110,30 +111,11 @@ def _common(hjb: bool, upscale_interpolate: bool = False) -> tuple[Layout, dict[
     n["clip"] = L.add("StableAnimatorCLIPEncode", [], 780, 220, 340)
     L.link(n["model"], 0, n["clip"], "model")
     L.link(n["frame"], 0, n["clip"], "reference")
-    # official values; then id_strength/start/end, pose_strength/start/end, first_frame_fix
-    n["cond"] = L.add("StableAnimatorConditioning", [512, 512, 7, 127, 0.02, 23123134, "fixed",
-                                                     1.0, 0.0, 1.0, 1.0, 0.0, 1.0, False], 780, 340, 340)
-    for name, src in (("model", n["model"]), ("reference", n["frame"]), ("clip_embeds", n["clip"]),
-                      ("face", n["face"])):
-        L.link(src, 0, n["cond"], name)
-    L.link(n["frame"], 1, n["cond"], "width")
-    L.link(n["frame"], 2, n["cond"], "height")
-    L.link(n["pose"], 0, n["cond"], "pose_images")
-    L.note("3. Conditioning: CLIP and VAE encodings of the reference, face tokens, skeleton frames. id_strength / "
-           "pose_strength (with start/end percent of the steps) weigh identity against pose; first_frame_fix "
-           "replaces SVD's blurry first frame.", 780, 910, 340, 130)
-    # sampling and decoding
-    n["sampler"] = L.add("StableAnimatorSampler", [23123134, "fixed", 25, 3.0, 16, 4, 0.0, False, True], 1180, 0, 340)
-    L.link(n["model"], 0, n["sampler"], "model")
-    L.link(n["cond"], 0, n["sampler"], "conditioning")
-    L.link(n["cond"], 1, n["sampler"], "latent")
-    n["decode"] = L.add("StableAnimatorDecode", [4], 1180, 420, 340)
-    L.link(n["model"], 0, n["decode"], "model")
-    L.link(n["sampler"], 0, n["decode"], "latent")
-    L.note("4. Sampling: SVD Euler, guidance 3, windows of 16 frames overlapping by 4 for long videos (lower "
-           "tile_size to save VRAM). Decode: frames decoded 4 at a time (larger = smoother, more VRAM).",
-           1180, 560, 340, 130)
-    if hjb:
+    if core_sampler:
+        _core_sampling(L, n, hjb)
+    else:
+        _pack_sampling(L, n)
+    if hjb and not core_sampler:
         n["hjb"] = L.add("StableAnimatorHJBSettings", ["Animation/glintr100_torch.pth", 3, 0, 20, 0.1,
                                                         "memory_bounded", 4, "tiled", "pack"], 1180, 720, 340)
         L.link(n["hjb"], 0, n["sampler"], "hjb")
@@ -172,12 +154,90 @@ def _common(hjb: bool, upscale_interpolate: bool = False) -> tuple[Layout, dict[
     return L, n
 
 
+def _link_conditioning_inputs(L: Layout, n: dict[str, int]) -> None:
+    for name, src in (("model", n["model"]), ("reference", n["frame"]), ("clip_embeds", n["clip"]),
+                      ("face", n["face"])):
+        L.link(src, 0, n["cond"], name)
+    L.link(n["frame"], 1, n["cond"], "width")
+    L.link(n["frame"], 2, n["cond"], "height")
+    L.link(n["pose"], 0, n["cond"], "pose_images")
+
+
+def _pack_sampling(L: Layout, n: dict[str, int]) -> None:
+    """Conditioning, sampling and decoding with the pack's own sampler."""
+    # official values; then id_strength/start/end, pose_strength/start/end, first_frame_fix
+    n["cond"] = L.add("StableAnimatorConditioning", [512, 512, 7, 127, 0.02, 23123134, "fixed",
+                                                     1.0, 0.0, 1.0, 1.0, 0.0, 1.0, False], 780, 340, 340)
+    _link_conditioning_inputs(L, n)
+    L.note("3. Conditioning: CLIP and VAE encodings of the reference, face tokens, skeleton frames. id_strength / "
+           "pose_strength (with start/end percent of the steps) weigh identity against pose; first_frame_fix "
+           "replaces SVD's blurry first frame.", 780, 910, 340, 130)
+    # sampling and decoding
+    n["sampler"] = L.add("StableAnimatorSampler", [23123134, "fixed", 25, 3.0, 16, 4, 0.0, False, True],
+                         1180, 0, 340)
+    L.link(n["model"], 0, n["sampler"], "model")
+    L.link(n["cond"], 0, n["sampler"], "conditioning")
+    L.link(n["cond"], 1, n["sampler"], "latent")
+    n["decode"] = L.add("StableAnimatorDecode", [4], 1180, 420, 340)
+    L.link(n["model"], 0, n["decode"], "model")
+    L.link(n["sampler"], 0, n["decode"], "latent")
+    L.note("4. Sampling: SVD Euler, guidance 3, windows of 16 frames overlapping by 4 for long videos (lower "
+           "tile_size to save VRAM). Decode: frames decoded 4 at a time (larger = smoother, more VRAM).",
+           1180, 560, 340, 130)
+
+
+def _core_sampling(L: Layout, n: dict[str, int], hjb: bool = False) -> None:
+    """Conditioning, sampling and decoding with core KSampler (euler, karras: the official sampler)."""
+    # the pack conditioning's values, then tile_size, tile_overlap, official_noise
+    n["cond"] = L.add("StableAnimatorKSamplerConditioning", [512, 512, 7, 127, 0.02, 23123134, "fixed", 1.0, 0.0, 1.0,
+                                                             1.0, 0.0, 1.0, False, 16, 4, True], 780, 340, 340)
+    _link_conditioning_inputs(L, n)
+    L.note("3. Conditioning for core samplers: positive (reference, face tokens, skeletons), negative (the official "
+           "unconditional branch) and the latent. official_noise: KSampler's seed draws the official initial noise "
+           "(use the same seed as noise_seed). tile_size/tile_overlap: the official frame windows, applied inside "
+           "every model evaluation.", 780, 1010, 340, 170)
+    n["native"] = L.add("StableAnimatorModelForKSampler", [True], 1180, 0, 340)
+    L.link(n["model"], 0, n["native"], "stableanimator")
+    n["sampler"] = L.add("KSampler", [23123134, "fixed", 25, 3.0, "euler", "karras", 1.0], 1180, 150, 340)
+    model = n["native"]
+    if hjb:
+        n["hjb"] = L.add("StableAnimatorHJBSettings", ["Animation/glintr100_torch.pth", 3, 0, 20, 0.1,
+                                                        "memory_bounded", 4], 1180, 860, 340)
+        n["hook"] = L.add("StableAnimatorHJBHook", [], 1180, 1120, 340)
+        for name, src, slot in (("model", model, 0), ("stableanimator", n["model"], 0), ("positive", n["cond"], 0),
+                                ("hjb", n["hjb"], 0), ("face_masks", n["pose"], 2)):
+            L.link(src, slot, n["hook"], name)
+        L.note("HJB face optimisation as a sampler hook: after guidance, the predicted clean latents of steps 0-20 are "
+               "optimised towards the reference identity. With euler it is the pack's HJB; face masks come from the "
+               "DWPose node.", 1180, 1340, 340, 130)
+        model = n["hook"]
+    L.link(model, 0, n["sampler"], "model")
+    L.link(n["cond"], 0, n["sampler"], "positive")
+    L.link(n["cond"], 1, n["sampler"], "negative")
+    L.link(n["cond"], 2, n["sampler"], "latent_image")
+    n["decode"] = L.add("StableAnimatorDecode", [4], 1180, 540, 340)
+    L.link(n["model"], 0, n["decode"], "model")
+    L.link(n["sampler"], 0, n["decode"], "latent")
+    L.note("4. Core KSampler: euler + karras with cfg 3 is the official sampler (the same video as "
+           "StableAnimator Sampler). Any other sampler/scheduler, SamplerCustom (e.g. AlignYourStepsScheduler SVD) "
+           "and model patches (EasyCache, VideoLinearCFGGuidance for the guidance ramp) work too.",
+           1180, 680, 340, 150)
+
+
 def basic() -> dict[str, Any]:
     return _common(hjb=False)[0].json()
 
 
 def hjb() -> dict[str, Any]:
     return _common(hjb=True)[0].json()
+
+
+def ksampler() -> dict[str, Any]:
+    return _common(hjb=False, core_sampler=True)[0].json()
+
+
+def ksampler_hjb() -> dict[str, Any]:
+    return _common(hjb=True, core_sampler=True)[0].json()
 
 
 def upscale_interpolate() -> dict[str, Any]:
@@ -188,6 +248,8 @@ WORKFLOWS_BUILT: dict[str, Callable[[], dict[str, Any]]] = {
     "stableanimator_basic.json": basic,
     "stableanimator_hjb.json": hjb,
     "stableanimator_upscale_rife.json": upscale_interpolate,
+    "stableanimator_ksampler.json": ksampler,
+    "stableanimator_ksampler_hjb.json": ksampler_hjb,
 }
 
 

@@ -44,10 +44,15 @@ class HJBStepHook(StepHook):
         return cls(refiner, settings)
 
     def refine_x0(self, step: Step) -> torch.Tensor:
-        if not self.settings.is_refined(step.index):
-            return step.x0
+        return self.refine(step.x0, step.index, step.num_steps)
+
+    def refine(self, x0: torch.Tensor, step_index: int, num_steps: int) -> torch.Tensor:
+        """The clean estimate of step ``step_index`` of ``num_steps`` after HJB (unchanged at steps it skips);
+        for samplers outside the pack's loop (the ComfyUI post-CFG hook)."""
+        if not self.settings.is_refined(step_index):
+            return x0
         with torch.enable_grad():
-            refined, losses = self.refiner.refine(step.x0, self.settings.learning_rate(step.index, step.num_steps))
+            refined, losses = self.refiner.refine(x0, self.settings.learning_rate(step_index, num_steps))
         self.losses.extend(losses)
-        self.refined_steps.append(step.index)
+        self.refined_steps.append(step_index)
         return refined

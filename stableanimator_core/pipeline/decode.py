@@ -23,16 +23,24 @@ def vae_scaling_factor(vae: torch.nn.Module) -> float:
     return float(getattr(config, "scaling_factor", SVD_SCALING_FACTOR) if config is not None else SVD_SCALING_FACTOR)
 
 
+def to_vae_latents(vae: torch.nn.Module, latents: torch.Tensor) -> torch.Tensor:
+    """Sampler-space latents (scaled by the VAE's scaling factor) -> the VAE's own latents, ComfyUI's LATENT
+    convention (what core VAEDecode expects and core samplers return)."""
+    # the official code multiplies by the reciprocal rather than dividing; kept for bit-faithfulness
+    return latents * (1 / vae_scaling_factor(vae))
+
+
 def decode_latents_to_pixels(vae: torch.nn.Module, latents: torch.Tensor, decode_chunk_size: int = 4,
                              on_chunk: Optional[Callable[[int, int], None]] = None,
                              free_memory: Optional[Callable[[], int]] = None,
-                             dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+                             dtype: Optional[torch.dtype] = None, scaled: bool = True) -> torch.Tensor:
     """``[1, F, 4, h, w]`` latents -> ``[F, 3, H, W]`` decoder output in about [-1, 1] (float32, on CPU).
 
     Works with or without autograd (HJB decodes with gradients); ``on_chunk(done, total)`` reports progress.
     ``decode_chunk_size=0`` picks the chunk from the free memory (``free_memory()`` in bytes, by default the
     device's; see :func:`acceleration.choose_decode_chunk_size`). ``dtype`` other than the VAE's decodes with a
     copy of the VAE in that dtype (the official basic script's fp16 decode), leaving the loaded VAE as it is.
+    ``scaled=False``: the latents are already the VAE's own (:func:`to_vae_latents`, ComfyUI's LATENT convention).
     """
     if dtype is not None and dtype != next(vae.parameters()).dtype:
         vae = copy.deepcopy(vae).to(dtype)
@@ -41,8 +49,7 @@ def decode_latents_to_pixels(vae: torch.nn.Module, latents: torch.Tensor, decode
         decode_chunk_size = auto_decode_chunk_size(latents, p.device, p.dtype, free_memory)
     if decode_chunk_size < 1:
         raise ValueError("decode_chunk_size must be at least 1 (or 0 for automatic)")
-    # the official code multiplies by the reciprocal rather than dividing; kept for bit-faithfulness
-    z = latents.flatten(0, 1) * (1 / vae_scaling_factor(vae))
+    z = to_vae_latents(vae, latents.flatten(0, 1)) if scaled else latents.flatten(0, 1)
     n = z.shape[0]
     chunks = []
     total = (n + decode_chunk_size - 1) // decode_chunk_size
@@ -71,12 +78,12 @@ def pixels_to_frames(pixels: torch.Tensor) -> torch.Tensor:
 def decode_latents(vae: torch.nn.Module, latents: torch.Tensor, decode_chunk_size: int = 4,
                    on_chunk: Optional[Callable[[int, int], None]] = None,
                    free_memory: Optional[Callable[[], int]] = None,
-                   dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+                   dtype: Optional[torch.dtype] = None, scaled: bool = True) -> torch.Tensor:
     """``[1, F, 4, h, w]`` -> ``[F, H, W, 3]`` frames in [0, 1] (float32, CPU); chunk 0 = automatic.
 
     Non-finite latents or decoder outputs raise :class:`numerics.NonFiniteError` (clamping would hide them as
     black frames)."""
     require_finite(latents, "The latents given to the VAE decoder", latents.dtype,
                    advice="They come from the sampler: run it in another precision (bf16 or fp32)")
-    pixels = decode_latents_to_pixels(vae, latents, decode_chunk_size, on_chunk, free_memory, dtype)
+    pixels = decode_latents_to_pixels(vae, latents, decode_chunk_size, on_chunk, free_memory, dtype, scaled)
     return pixels_to_frames(require_finite(pixels, "VAE decoding", dtype or next(vae.parameters()).dtype))

@@ -16,36 +16,24 @@ The conditioning's pose and identity terms (``Conditioning.pose`` / ``.identity`
 per step, the PoseNet feature multiplier and the ID adapter's scale; where a term is off it is not computed
 (PoseNet runs on the first step that uses pose).
 
-Nothing in :meth:`WindowedDenoiser.branch_outputs` waits for the device: the window index tensors and the
-per-frame weight sums are built on the device once, in the constructor.
+The window loop itself is :func:`.windowed_unet.windowed_prediction`, shared with the ComfyUI model. Nothing in
+:meth:`WindowedDenoiser.branch_outputs` waits for the device: the window index tensors and the per-frame weight
+sums are built on the device once, in the constructor.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
 
 from ..pipeline.conditioning import Conditioning
-from .parallel import COND, UNCOND, PredictionBlend, WorkSplit
+from .parallel import COND, UNCOND, WorkSplit
 from .scheduler import scale_model_input
-from .windows import WindowPlan, window_weights
+from .windowed_unet import Branches, DeviceWindows, WindowCall, windowed_prediction, work_units
+from .windows import WindowPlan
 
 BOTH = (UNCOND, COND)  # branch ids index the encoder hidden states [uncond, cond]
-
-
-@dataclass
-class UNetCall:
-    """What one window's UNet evaluation saw and returned (for observers such as the parity recorder)."""
-
-    window: int
-    timestep: torch.Tensor
-    inputs: dict[int, torch.Tensor]  # branch -> UNet input [1, T, 8, h, w]
-    outputs: dict[int, torch.Tensor]  # branch -> UNet output [1, T, 4, h, w]
-    encoder_hidden_states: torch.Tensor  # [2, tokens, D]
-    added_time_ids: torch.Tensor  # [2, 3]
-    pose: Optional[torch.Tensor]  # conditional pose features of the window (None where pose is off)
 
 
 def guidance_ramp(min_guidance: float, max_guidance: float, num_frames: int,
@@ -74,25 +62,20 @@ class WindowedDenoiser:
 
     def __init__(self, unet: torch.nn.Module, pose_net: torch.nn.Module, cond: Conditioning, plan: WindowPlan,
                  guidance: torch.Tensor, device: torch.device | str = "cpu", batch_cfg: bool = True,
-                 pose_cache_bytes: int = 2 << 30, on_unet_call: Optional[Callable[[UNetCall], None]] = None,
+                 pose_cache_bytes: int = 2 << 30, on_unet_call: Optional[Callable[[WindowCall], None]] = None,
                  split: Optional[WorkSplit] = None):
         self.unet, self.pose_net, self.cond, self.plan = unet, pose_net, cond, plan
         self.split = split if split is not None and split.active else None
-        self.units = (self.split.units(plan.count) if self.split is not None
-                      else [(wi, BOTH) for wi in range(plan.count)])
+        self.units = work_units(plan.count, len(BOTH), self.split)
         self.device, self.batch_cfg, self.on_unet_call = torch.device(device), batch_cfg, on_unet_call
         self.dtype = next(unet.parameters()).dtype
         self.guidance = guidance.to(self.device, torch.float32)
-        self.encoder_hidden_states = cond.encoder_hidden_states().to(self.device, self.dtype)  # [2, T, D]
-        self.added_time_ids = cond.added_time_ids.to(self.device, self.dtype).repeat(2, 1)  # [2, 3]
-        self.reference_latents = cond.image_latents.to(self.device, self.dtype)  # [1, 4, h, w]
-        self.window_index = [torch.tensor(w, device=self.device) for w in plan.windows]
-        self._host_index = [torch.tensor(w) for w in plan.windows]  # for the CPU-resident skeleton frames
-        self.weights = window_weights(plan.tile_size, device=self.device)
-        count = torch.zeros(plan.num_frames, device=self.device)
-        for idx in self.window_index:
-            count[idx] += self.weights
-        self.weight_sums = count[:, None, None, None]
+        ref = cond.image_latents.to(self.device, self.dtype)  # [1, 4, h, w]
+        # the unconditional branch sees zero reference latents, zero context and no pose (official)
+        self.branches = Branches(cond.encoder_hidden_states().to(self.device, self.dtype),  # [2, T, D]
+                                 cond.added_time_ids.to(self.device, self.dtype).repeat(2, 1),  # [2, 3]
+                                 torch.cat([torch.zeros_like(ref), ref]), has_pose=(False, True))
+        self.windows = DeviceWindows(plan.windows, self.device)
         h, w = cond.size_hw[0] // 8, cond.size_hw[1] // 8
         pose_bytes = plan.num_frames * pose_net.final_proj.out_channels * h * w * torch.finfo(self.dtype).bits // 8
         self._cache_pose = pose_bytes <= pose_cache_bytes
@@ -108,8 +91,8 @@ class WindowedDenoiser:
         if self._cache_pose:
             if self._pose_all is None:
                 self._pose_all = self._all_pose_features()
-            return self._pose_all[self.window_index[window]]
-        return self.pose_net(self.cond.pose_frames[self._host_index[window]].to(self.device, self.dtype))
+            return self._pose_all[self.windows.index[window]]
+        return self.pose_net(self.cond.pose_frames[self.windows.host_index[window]].to(self.device, self.dtype))
 
     def __call__(self, latents: torch.Tensor, sigma: torch.Tensor, timestep: Optional[torch.Tensor] = None,
                  step: Optional[tuple[int, int]] = None) -> torch.Tensor:
@@ -131,39 +114,7 @@ class WindowedDenoiser:
                        step: Optional[tuple[int, int]] = None) -> torch.Tensor:
         """Window-blended UNet outputs ``[len(branches), F, 4, h, w]`` float32 of the requested branches."""
         t = 0.25 * sigma.log() if timestep is None else timestep
-        scales = self.term_scales(step)
-        scaled = scale_model_input(latents, sigma).to(self.dtype)  # [1, F, 4, h, w]
-        rows = {b: r for r, b in enumerate(branches)}
-        blend = PredictionBlend(self.window_index, self.weights, self.weight_sums, len(branches),
-                                tuple(latents.shape[2:]), self.split)  # float32 whatever the UNet precision
-        for wi, mine in self.units:
-            wanted = [b for b in branches if b in mine]
-            if not wanted:
-                continue
-            outputs = self._window(wi, scaled[:, self.window_index[wi]], t, wanted, scales)
-            for b in wanted:
-                blend.add(wi, rows[b], outputs[b][0])
-        return blend.result()
-
-    def _window(self, wi: int, noisy: torch.Tensor, t: torch.Tensor, branches: Sequence[int],
-                scales: tuple[float, float]) -> dict:
-        n = noisy.shape[1]
-        pose_scale, id_scale = scales
-        # the unconditional branch sees zero reference latents, zero context and no pose (official)
-        inputs = {UNCOND: torch.cat([noisy, torch.zeros_like(noisy)], dim=2),
-                  COND: torch.cat([noisy, self.reference_latents[:, None].expand(1, n, -1, -1, -1)], dim=2)}
-        pose = self.pose_features(wi) if pose_scale and COND in branches else None
-        if pose is not None and pose_scale != 1.0:
-            pose = pose * pose_scale
-        ehs, ids = self.encoder_hidden_states, self.added_time_ids
-        if self.batch_cfg and tuple(branches) == BOTH:
-            batch_pose = None if pose is None else torch.stack([torch.zeros_like(pose), pose])
-            out = self.unet(torch.cat([inputs[UNCOND], inputs[COND]]), t, ehs, ids, batch_pose, id_scale=id_scale)
-            outputs = {UNCOND: out[:1], COND: out[1:]}
-        else:
-            outputs = {b: self.unet(inputs[b], t, ehs[b : b + 1], ids[b : b + 1], pose if b == COND else None,
-                                    id_scale=id_scale)
-                       for b in branches}
-        if self.on_unet_call is not None:
-            self.on_unet_call(UNetCall(wi, t, inputs, outputs, ehs, ids, pose))
-        return outputs
+        pose_scale, id_scale = self.term_scales(step)
+        return windowed_prediction(self.unet, scale_model_input(latents, sigma), t, self.branches, self.pose_features,
+                                   self.windows, self.batch_cfg, self.on_unet_call, pose_scale, id_scale,
+                                   self.split, wanted=branches)

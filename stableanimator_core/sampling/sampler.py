@@ -16,10 +16,11 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from ..pipeline.conditioning import Conditioning
-from .denoiser import UNetCall, WindowedDenoiser, guidance_ramp
+from .denoiser import COND, UNCOND, WindowedDenoiser, guidance_ramp
 from .loop import Step, StepHook, euler_loop
 from .parallel import WorkSplit
 from .scheduler import karras_schedule
+from .windowed_unet import WindowCall
 from .windows import WindowPlan, plan_windows
 
 log = logging.getLogger(__name__)
@@ -113,8 +114,8 @@ class ParityRecorder(StepHook):
         inner = denoiser.on_unet_call
         first = [True]
 
-        def observe(call: UNetCall) -> None:
-            if first[0] and len(call.outputs) == 2:  # a split process may not compute both halves
+        def observe(call: WindowCall) -> None:
+            if first[0] and len(call.branches) == 2:  # a split process may not compute both halves
                 first[0] = False
                 self._first_calls(call)
             if inner is not None:
@@ -122,17 +123,17 @@ class ParityRecorder(StepHook):
 
         denoiser.on_unet_call = observe
 
-    def _first_calls(self, call: UNetCall) -> None:
+    def _first_calls(self, call: WindowCall) -> None:
         """The two UNet calls of the first window of the first step."""
-        for branch, prefix in ((0, "unet_call0_uncond_"), (1, "unet_call1_cond_")):
-            self.record[prefix + "sample"] = call.inputs[branch].float().cpu()
-            self.record[prefix + "timestep"] = call.timestep.reshape(1).float().cpu()
-            ehs = call.encoder_hidden_states[branch : branch + 1]
-            self.record[prefix + "encoder_hidden_states"] = ehs.float().cpu()
-            self.record[prefix + "added_time_ids"] = call.added_time_ids[branch : branch + 1].float().cpu()
-            if branch == 1 and call.pose is not None:
+        for branch, prefix in ((UNCOND, "unet_call0_uncond_"), (COND, "unet_call1_cond_")):
+            k = call.row(branch)
+            self.record[prefix + "sample"] = call.inputs[k : k + 1].float().cpu()
+            self.record[prefix + "timestep"] = call.timestep[k].reshape(1).float().cpu()
+            self.record[prefix + "encoder_hidden_states"] = call.encoder_hidden_states[k : k + 1].float().cpu()
+            self.record[prefix + "added_time_ids"] = call.added_time_ids[k : k + 1].float().cpu()
+            if branch == COND and call.pose is not None:
                 self.record[prefix + "pose_latents"] = call.pose.float().cpu()
-            self.record[prefix + "out"] = call.outputs[branch].float().cpu()
+            self.record[prefix + "out"] = call.outputs[k : k + 1].float().cpu()
 
     def step_end(self, step: Step) -> None:
         i = step.index
@@ -143,10 +144,10 @@ class ParityRecorder(StepHook):
         self.record[f"latents_after_step{i}"] = step.next_latents.cpu()
 
 
-def _progress_observer(on_unet_call: Callable[[int, int], None], total: int) -> Callable[[UNetCall], None]:
+def _progress_observer(on_unet_call: Callable[[int, int], None], total: int) -> Callable[[WindowCall], None]:
     done = [0]
 
-    def observe(call: UNetCall) -> None:
+    def observe(call: WindowCall) -> None:
         done[0] += 1
         on_unet_call(done[0], total)
 

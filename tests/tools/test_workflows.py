@@ -36,7 +36,8 @@ def test_workflow_is_valid(name, defs, pack):
     ours = set(pack.NODE_CLASS_MAPPINGS)
     allowed_third_party = set(THIRD_PARTY) if "rife" in name else set()
     assert types <= ours | set(CORE) | allowed_third_party
-    assert "StableAnimatorSampler" in types and "SaveVideo" in types and "StableAnimatorIdentityScore" in types
+    sampler = "KSampler" if "ksampler" in name else "StableAnimatorSampler"
+    assert sampler in types and "SaveVideo" in types and "StableAnimatorIdentityScore" in types
     assert sum(n["type"] == "Note" for n in workflow["nodes"]) >= 5  # every stage explained
 
 

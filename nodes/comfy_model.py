@@ -1,0 +1,203 @@
+"""StableAnimator as a core ComfyUI ``MODEL``: a ``BaseModel`` sampled like SVD-xt, in a real ``ModelPatcher``.
+
+Imported only inside ComfyUI (with ``comfy_bridge``, the only modules that touch ComfyUI). What it relies on is
+long-stable: ``BaseModel`` with ``ModelType.V_PREDICTION_EDM`` and SVD-xt's model config (sigma 0.002-700, the SD1.5
+latent scale), ``extra_conds`` returning ``comfy.conds`` objects, ``ModelPatcher`` and its ``model_options``
+post-CFG functions. Wrapper support (``comfy.patcher_extension``, used by EasyCache and the pose-feature cleanup) is
+feature-detected.
+
+How a KSampler step maps onto the official sampler: ComfyUI scales the input (x / sqrt(sigma^2 + 1)), passes
+``0.25 log sigma`` and turns the v-prediction into the clean estimate exactly as SVD's Euler scheduler does. The
+diffusion model runs the official frame windows *inside every model evaluation* (so any sampler and scheduler gets
+them) and returns each conditioning's blended prediction; ComfyUI's CFG (or ``VideoLinearCFGGuidance``, the
+official per-frame guidance ramp) mixes them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Optional
+
+import torch
+
+import comfy.conds
+import comfy.model_base
+import comfy.model_patcher
+import comfy.supported_models
+import comfy.utils
+
+from ..stableanimator_core.sampling.controls import OFFICIAL, TermWindow, step_of_sigma
+from ..stableanimator_core.sampling.frame_batch import FrameBatchDenoiser, PoseFrames, WindowSettings
+from . import comfy_bridge as bridge
+
+try:
+    import comfy.patcher_extension as _extension
+except ImportError:  # older ComfyUI: no wrappers (EasyCache does not exist there either)
+    _extension = None
+
+log = logging.getLogger("StableAnimator")
+COND_KEY = "stableanimator"  # the key our conditioning node puts in the CONDITIONING dicts
+WRAPPER_KEY = "stableanimator"
+
+
+class NativeConditioning:
+    """What one CONDITIONING entry carries besides the cross-attention tokens."""
+
+    def __init__(self, reference_latent: torch.Tensor, added_time_ids: torch.Tensor, pose: PoseFrames,
+                 pose_enabled: bool, windows: WindowSettings, terms: tuple[TermWindow, TermWindow] = (OFFICIAL, OFFICIAL),
+                 extras: Optional[dict[str, Any]] = None):
+        self.reference_latent = reference_latent  # [1, 4, h, w] unscaled posterior mode (zeros: unconditional)
+        self.added_time_ids = added_time_ids  # [1, 3]
+        self.pose = pose
+        self.pose_enabled = pose_enabled
+        self.windows = windows
+        self.terms = terms  # (pose, identity): strength and step range of each (sampling.controls)
+        self.extras = extras or {}  # e.g. what the HJB hook needs (reference image and face box)
+
+
+class StableAnimatorDiffusionModel(torch.nn.Module):
+    """``BaseModel.diffusion_model``: runs ComfyUI's diffusion-model wrappers (EasyCache, ...) around the core
+    :class:`FrameBatchDenoiser`."""
+
+    def __init__(self, denoiser: FrameBatchDenoiser):
+        super().__init__()
+        self.denoiser = denoiser
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.denoiser.dtype
+
+    def forward(self, x, timesteps, context=None, control=None, transformer_options={}, **kwargs):
+        wrappers = []
+        if _extension is not None and hasattr(_extension, "WrapperExecutor"):
+            wrappers = _extension.get_all_wrappers(_extension.WrappersMP.DIFFUSION_MODEL, transformer_options)
+        if not wrappers:
+            return self._forward(x, timesteps, context, control, transformer_options, **kwargs)
+        uuids = transformer_options.get("uuids") or []
+        if len(uuids) <= 1:
+            return self._wrapped(wrappers, x, timesteps, context, control, transformer_options, kwargs)
+        # Wrappers such as EasyCache keep one cache per conditioning and expect one sample per conditioning; here a
+        # conditioning is a whole video (many batch entries), so each one goes through the wrappers on its own.
+        n = len(uuids)
+        per = x.shape[0] // n
+        outs = []
+        for b in range(n):
+            part = slice(b * per, (b + 1) * per)
+            options = dict(transformer_options, uuids=[uuids[b]])
+            if "cond_or_uncond" in transformer_options:
+                options["cond_or_uncond"] = [transformer_options["cond_or_uncond"][b]]
+            sliced = {k: (v[part] if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == x.shape[0] else v)
+                      for k, v in kwargs.items()}
+            outs.append(self._wrapped(wrappers, x[part], timesteps[part], context[part], control, options, sliced))
+        return torch.cat(outs)
+
+    def _wrapped(self, wrappers, x, timesteps, context, control, transformer_options, kwargs):
+        return _extension.WrapperExecutor.new_class_executor(self._forward, self, wrappers).execute(
+            x, timesteps, context, control, transformer_options, **kwargs)
+
+    def _forward(self, x, timesteps, context, control, transformer_options, **kwargs):
+        if control is not None:
+            raise ValueError("StableAnimator has no ControlNet inputs; its pose input is the skeleton conditioning")
+        names = ("reference_latents", "added_time_ids", "pose", "pose_enabled", "windows", "num_video_frames")
+        missing = [n for n in names + ("terms",) if n not in kwargs]
+        if missing:
+            raise ValueError("StableAnimator was given conditioning it cannot use (missing "
+                             f"{', '.join(missing)}): connect positive and negative from StableAnimator Conditioning "
+                             "(KSampler)")
+        pose_term, identity_term = kwargs["terms"]
+        scales = {}
+        sample_sigmas = transformer_options.get("sample_sigmas")
+        if sample_sigmas is not None:  # the step of this evaluation, for the terms' step ranges
+            step, steps = step_of_sigma(sample_sigmas, transformer_options.get("sigmas", timesteps.new_ones(1)))
+            scales = {"pose_scale": pose_term.scale(step, steps), "id_scale": identity_term.scale(step, steps)}
+        elif not (pose_term.is_official and identity_term.is_official):
+            raise ValueError("this sampler does not say which step it is at, so the conditioning's pose / identity "
+                             "step ranges cannot be applied; use the official strengths and ranges")
+        return self.denoiser(x, timesteps, context, **{n: kwargs[n] for n in names}, **scales)
+
+
+class StableAnimatorComfyModel(comfy.model_base.BaseModel):
+    def __init__(self, denoiser: FrameBatchDenoiser, device: Optional[torch.device] = None):
+        # SVD-xt's model config gives the sampling settings and latent format; the UNet is ours, not created here
+        config = comfy.supported_models.SVD_img2vid({"disable_unet_model_creation": True, "in_channels": 8,
+                                                     "adm_in_channels": 768})
+        super().__init__(config, comfy.model_base.ModelType.V_PREDICTION_EDM, device=device)
+        self.diffusion_model = StableAnimatorDiffusionModel(denoiser)
+
+    def extra_conds(self, **kwargs):
+        native: Optional[NativeConditioning] = kwargs.get(COND_KEY)
+        if native is None:
+            raise ValueError("StableAnimator needs its own conditioning: connect positive and negative from "
+                             "StableAnimator Conditioning (KSampler), not a text or SVD conditioning")
+        noise = kwargs["noise"]
+        frames = noise.shape[0]
+        if native.pose.num_frames != frames:
+            raise ValueError(f"the latent has {frames} frames but the conditioning has {native.pose.num_frames} "
+                             "skeleton frames: connect the latent output of the same StableAnimator Conditioning")
+        ref = native.reference_latent
+        if ref.shape[-2:] != noise.shape[-2:]:
+            raise ValueError(f"the latent is {noise.shape[-1] * 8}x{noise.shape[-2] * 8} but the conditioning was "
+                             f"made for {ref.shape[-1] * 8}x{ref.shape[-2] * 8}")
+        out = {
+            "c_crossattn": comfy.conds.CONDCrossAttn(kwargs["cross_attn"]),
+            "reference_latents": comfy.conds.CONDNoiseShape(comfy.utils.resize_to_batch_size(ref, frames)),
+            "added_time_ids": comfy.conds.CONDRegular(native.added_time_ids),
+            "pose": comfy.conds.CONDConstant(native.pose),
+            "pose_enabled": comfy.conds.CONDRegular(torch.full((frames,), 1.0 if native.pose_enabled else 0.0)),
+            "windows": comfy.conds.CONDConstant(native.windows),
+            "terms": comfy.conds.CONDConstant(native.terms),
+            "num_video_frames": comfy.conds.CONDConstant(frames),
+        }
+        return out
+
+
+def make_model_patcher(unet: torch.nn.Module, pose_net: torch.nn.Module, batch_cfg: bool = True):
+    """A ModelPatcher over the pack's own UNet and PoseNet modules (shared, not copied)."""
+    denoiser = FrameBatchDenoiser(unet, pose_net, batch_branches=batch_cfg)
+    denoiser.on_window = bridge.check_interrupt  # Cancel within one window, not one step
+    model = StableAnimatorComfyModel(denoiser, device=bridge.offload_device())
+    patcher = comfy.model_patcher.ModelPatcher(model, load_device=bridge.torch_device(),
+                                               offload_device=bridge.offload_device())
+    if _extension is not None and hasattr(patcher, "add_wrapper_with_key"):
+        patcher.add_wrapper_with_key(_extension.WrappersMP.OUTER_SAMPLE, WRAPPER_KEY, _drop_pose_cache_after)
+    return patcher
+
+
+def _drop_pose_cache_after(executor, *args, **kwargs):
+    """Around one whole sampling run: report the UNet window calls, free the cached PoseNet features."""
+    guider = getattr(executor, "class_obj", None)
+    model = getattr(getattr(guider, "model_patcher", None), "model", None)
+    denoiser = model.diffusion_model.denoiser if isinstance(model, StableAnimatorComfyModel) else None
+    before = denoiser.window_calls if denoiser is not None else 0
+    try:
+        return executor(*args, **kwargs)
+    finally:
+        if denoiser is not None:
+            log.info("StableAnimator: %d UNet window calls", denoiser.window_calls - before)
+            denoiser.clear_cache()
+
+
+def denoiser_of(patcher) -> FrameBatchDenoiser:
+    return patcher.model.diffusion_model.denoiser
+
+
+def add_post_cfg_hook(patcher, hook: Callable[[torch.Tensor, int, int], torch.Tensor]):
+    """A clone of ``patcher`` whose post-CFG function replaces the guided clean estimate of step i by
+    ``hook(x0 [1, F, 4, h, w], i, steps)``. The step is the index of the evaluation's sigma in the schedule;
+    evaluations at sigmas outside it (a sampler's intermediate points) pass unchanged."""
+    clone = patcher.clone()
+
+    def post_cfg(args):
+        denoised = args["denoised"]
+        sigmas = args["model_options"].get("transformer_options", {}).get("sample_sigmas")
+        if sigmas is None:
+            return denoised
+        sigma = float(args["sigma"].reshape(-1)[0])
+        hits = [i for i, s in enumerate(sigmas[:-1].tolist()) if abs(s - sigma) <= 1e-5 * max(abs(s), 1e-8)]
+        if not hits:
+            return denoised
+        refined = hook(denoised[None].float(), hits[0], len(sigmas) - 1)
+        return refined[0].to(denoised.dtype)
+
+    clone.set_model_sampler_post_cfg_function(post_cfg)
+    return clone
