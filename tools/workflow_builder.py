@@ -202,14 +202,14 @@ def _core_sampling(L: Layout, n: dict[str, int], hjb: bool = False) -> None:
     model = n["native"]
     if hjb:
         n["hjb"] = L.add("StableAnimatorHJBSettings", ["Animation/glintr100_torch.pth", 3, 0, 20, 0.1,
-                                                        "memory_bounded", 4], 1180, 860, 340)
-        n["hook"] = L.add("StableAnimatorHJBHook", [], 1180, 1120, 340)
+                                                        "memory_bounded", 4, "tiled", "pack"], 1180, 860, 340)
+        n["hook"] = L.add("StableAnimatorHJBHook", [], 1180, 1180, 340)
         for name, src, slot in (("model", model, 0), ("stableanimator", n["model"], 0), ("positive", n["cond"], 0),
                                 ("hjb", n["hjb"], 0), ("face_masks", n["pose"], 2)):
             L.link(src, slot, n["hook"], name)
         L.note("HJB face optimisation as a sampler hook: after guidance, the predicted clean latents of steps 0-20 are "
                "optimised towards the reference identity. With euler it is the pack's HJB; face masks come from the "
-               "DWPose node.", 1180, 1340, 340, 130)
+               "DWPose node.", 1180, 1390, 340, 130)
         model = n["hook"]
     L.link(model, 0, n["sampler"], "model")
     L.link(n["cond"], 0, n["sampler"], "positive")
