@@ -101,39 +101,70 @@ def list_svd_folders() -> list[str]:
 
 
 def resolve_file(folder: str, name: str, what: str) -> Path:
-    """Full path of a file chosen in a combo; the error names the file, the folders searched and the source."""
-    for root in folder_roots(folder):
-        p = root / name
-        if p.is_file():
-            return p
+    """Full path of a file chosen in a combo, confined to the folder's roots; the error names the file, the
+    folders searched and the source."""
     from ..stableanimator_core.errors import CheckpointError
+    from ..stableanimator_core.model_folders import find_in_folders
 
-    roots = ", ".join(str(r) for r in folder_roots(folder))
+    roots = folder_roots(folder)
+    found = find_in_folders(roots, name)
+    if found is not None:
+        return found
     raise CheckpointError(
-        f"{what} file '{name}' not found in {roots}. Download the StableAnimator weights "
+        f"{what} file '{name}' not found in {', '.join(str(r) for r in roots)}. Download the StableAnimator weights "
         f"(https://huggingface.co/FrancisRing/StableAnimator) into {models_dir() / STABLEANIMATOR_FOLDER} "
         f"or run `python -m stableanimator_core download --models {models_dir()}`."
     )
 
 
 def files_fingerprint(folder: str, names: Iterable[str]) -> str:
-    """Changes when a chosen file is replaced, appears or disappears, so ComfyUI re-runs a loader (IS_CHANGED)."""
+    """Changes when a chosen file is replaced, appears or disappears, so ComfyUI re-runs a loader (IS_CHANGED).
+    A name outside the folder's roots is never probed (the loader then refuses it)."""
+    from ..stableanimator_core.model_folders import confined_path
+
     parts = []
     for name in names:
-        found = next((root / name for root in folder_roots(folder) if (root / name).exists()), None)
-        stat = found.stat() if found is not None else None
-        parts.append(f"{name}:{stat.st_mtime_ns}:{stat.st_size}" if stat else f"{name}:missing")
+        paths = [p for p in (confined_path(root, name) for root in folder_roots(folder)) if p is not None]
+        if not paths:
+            parts.append(f"{name}:outside")
+            continue
+        found = next((p for p in paths if p.exists()), None)
+        parts.append(f"{name}:{_tree_stamp(found)}" if found is not None else f"{name}:missing")
     return "|".join(parts)
 
 
-def resolve_svd_folder(name: str) -> Path:
-    folder, _, rel = name.partition("/")
-    for root in folder_roots(folder):
-        p = root / rel
-        if (p / "vae").is_dir():
-            return p
-    from ..stableanimator_core.errors import CheckpointError
+def _tree_stamp(path: Path) -> str:
+    """mtime and size of a file, or of every file under a folder (rewriting a weight file in place inside
+    ``vae/`` changes neither the folder's mtime nor its size)."""
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    stamps = []
+    for f in files:
+        st = f.stat()
+        stamps.append(f"{f.relative_to(path).as_posix() if path.is_dir() else ''}@{st.st_mtime_ns}:{st.st_size}")
+    return ",".join(stamps)
 
+
+SVD_PARENT_FOLDERS = (STABLEANIMATOR_FOLDER, "diffusers")
+
+
+def svd_fingerprint(name: str) -> str:
+    """Changes when any file of the chosen SVD folder's ``vae/`` or ``image_encoder/`` changes."""
+    folder, _, rel = name.replace("\\", "/").partition("/")
+    if folder not in SVD_PARENT_FOLDERS:
+        return f"{name}:outside"
+    return files_fingerprint(folder, [f"{rel}/{sub}" if rel else sub for sub in ("vae", "image_encoder")])
+
+
+def resolve_svd_folder(name: str) -> Path:
+    from ..stableanimator_core.errors import CheckpointError
+    from ..stableanimator_core.model_folders import find_in_folders, outside_message
+
+    folder, _, rel = name.replace("\\", "/").partition("/")
+    if folder not in SVD_PARENT_FOLDERS:
+        raise CheckpointError(outside_message([r for f in SVD_PARENT_FOLDERS for r in folder_roots(f)], name))
+    found = find_in_folders(folder_roots(folder), rel, lambda p: (p / "vae").is_dir())
+    if found is not None:
+        return found
     raise CheckpointError(
         f"SVD folder '{name}' not found (looked under {', '.join(str(r) for r in folder_roots(folder))}). "
         f"It is the diffusers stable-video-diffusion-img2vid-xt folder (SVD/ in the StableAnimator download)."

@@ -63,9 +63,8 @@ class StableAnimatorModelLoader:
 
     @classmethod
     def IS_CHANGED(cls, unet, pose_net, face_encoder, svd, precision, **options):
-        svd_files = [f"{svd.partition('/')[2]}/{sub}" for sub in ("vae", "image_encoder")]
-        return (bridge.files_fingerprint(bridge.STABLEANIMATOR_FOLDER, [unet, pose_net, face_encoder, *svd_files])
-                + precision + repr(sorted(options.items())))
+        return (bridge.files_fingerprint(bridge.STABLEANIMATOR_FOLDER, [unet, pose_net, face_encoder])
+                + bridge.svd_fingerprint(svd) + precision + repr(sorted(options.items())))
 
     def load(self, unet, pose_net, face_encoder, svd, precision, weight_storage="default", compile_unet=False):
         device = bridge.torch_device()

@@ -171,6 +171,11 @@ class StableAnimatorDWPose:
                                           "reference's size."}),
         }}
 
+    @classmethod
+    def IS_CHANGED(cls, detector, estimator, **_):
+        # re-run when an ONNX file is replaced in place (ComfyUI otherwise caches on the unchanged names)
+        return bridge.files_fingerprint(bridge.STABLEANIMATOR_FOLDER, [detector, estimator])
+
     def extract(self, driving, reference, detector, estimator, align, missing_person, several_people,
                 face_masks_from, provider, preset="pack", width=0, height=0):
         min_keypoints = 1
