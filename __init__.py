@@ -8,6 +8,7 @@ No network access and no package installation happen here.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 
@@ -28,12 +29,20 @@ def _offer_example_inputs() -> None:
     target = _bridge.input_directory()
     for item in sorted(source.glob("*")) if source.is_dir() else []:
         dest = target / item.name
-        if item.is_file() and not dest.exists():
+        if item.is_file() and not os.path.lexists(dest):
             try:
                 target.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(item, dest)
+                _copy_new_file(item, dest)
             except OSError as exc:  # a read-only input folder must not break loading the pack
                 _log.warning("could not copy example input %s: %s", item.name, exc)
+
+
+def _copy_new_file(src: Path, dest: Path) -> None:
+    """Create ``dest`` and copy into it; O_EXCL refuses any existing entry, a dangling symlink included, so the
+    copy can never be written through a link to somewhere outside the input folder."""
+    fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o644)
+    with os.fdopen(fd, "wb") as out, open(src, "rb") as inp:
+        shutil.copyfileobj(inp, out)
 
 
 _bridge.register_model_folders()

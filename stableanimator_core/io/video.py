@@ -45,9 +45,25 @@ def read_image(path: str | Path) -> np.ndarray:
     if not path.is_file():
         raise InputError(f"image not found: {path}")
     try:
-        return np.array(Image.open(path).convert("RGB"))
+        with Image.open(path) as image:
+            return image_to_rgb8(image)
     except OSError as exc:
         raise InputError(f"cannot read image {path}: {exc}") from exc
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"image {path} is too large to read safely ({exc}); downscale it first") from exc
+
+
+def image_to_rgb8(image: Image.Image) -> np.ndarray:
+    """``[H, W, 3]`` uint8 RGB of any PIL image. 16- and 32-bit grayscale are rescaled from their own range:
+    PIL's ``convert("RGB")`` clips them at 255, which turns a 16-bit photo almost white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        a = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or (image.mode == "I" and a.max(initial=0) > 255) else 255.0
+        if image.mode == "F":
+            top = 1.0 if a.max(initial=0) <= 1.0 else 255.0
+        gray = np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    return np.array(image.convert("RGB"))
 
 
 def iter_video_frames(path: Path, max_frames: Optional[int] = None, stride: int = 1) -> Iterator[np.ndarray]:
