@@ -104,7 +104,7 @@ def resolve_file(folder: str, name: str, what: str) -> Path:
     """Full path of a file chosen in a combo, confined to the folder's roots; the error names the file, the
     folders searched and the source."""
     from ..stableanimator_core.errors import CheckpointError
-    from ..stableanimator_core.model_folders import find_in_folders
+    from ..stableanimator_core.loading.model_folders import find_in_folders
 
     roots = folder_roots(folder)
     found = find_in_folders(roots, name)
@@ -120,7 +120,7 @@ def resolve_file(folder: str, name: str, what: str) -> Path:
 def files_fingerprint(folder: str, names: Iterable[str]) -> str:
     """Changes when a chosen file is replaced, appears or disappears, so ComfyUI re-runs a loader (IS_CHANGED).
     A name outside the folder's roots is never probed (the loader then refuses it)."""
-    from ..stableanimator_core.model_folders import confined_path
+    from ..stableanimator_core.loading.model_folders import confined_path
 
     parts = []
     for name in names:
@@ -157,7 +157,7 @@ def svd_fingerprint(name: str) -> str:
 
 def resolve_svd_folder(name: str) -> Path:
     from ..stableanimator_core.errors import CheckpointError
-    from ..stableanimator_core.model_folders import find_in_folders, outside_message
+    from ..stableanimator_core.loading.model_folders import find_in_folders, outside_message
 
     folder, _, rel = name.replace("\\", "/").partition("/")
     if folder not in SVD_PARENT_FOLDERS:

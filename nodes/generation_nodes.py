@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+
 import torch
 from PIL import Image
 
@@ -36,14 +38,8 @@ def _single_image(image: torch.Tensor, what: str) -> torch.Tensor:
         raise InputError(f"{what} must be an IMAGE [batch, height, width, 3], got shape {tuple(image.shape)}")
     if image.shape[0] > 1:
         log.warning("%s has %d images; the first one is used", what, image.shape[0])
+    C.check_reference_image(image[0])
     return image[0, :, :, :3]
-
-
-def _round64(value: int, what: str) -> int:
-    rounded = max(64, int(round(value / 64)) * 64)
-    if rounded != value:
-        log.warning("%s %d is not a multiple of 64 (SVD's VAE and UNet need that); using %d", what, value, rounded)
-    return rounded
 
 
 class StableAnimatorCLIPEncode:
@@ -129,7 +125,7 @@ class StableAnimatorConditioning:
                   pose_strength=1.0, pose_start_percent=0.0, pose_end_percent=1.0, first_frame_fix=False):
         if pose_images.ndim != 4 or pose_images.shape[0] < 1:
             raise InputError("pose_images must be a batch of skeleton images with at least one frame")
-        width, height = _round64(width, "width"), _round64(height, "height")
+        width, height = C.round_to_64(width, "width"), C.round_to_64(height, "height")
         identity = TermWindow(float(id_strength), float(id_start_percent), float(id_end_percent))
         pose = TermWindow(float(pose_strength), float(pose_start_percent), float(pose_end_percent))
         for window, name in ((identity, "identity"), (pose, "pose")):
@@ -217,14 +213,24 @@ class StableAnimatorSampler:
                 f"({cond.num_frames} skeleton frames at {cond.size_hw[1]}x{cond.size_hw[0]}). Connect the latent "
                 f"output of the same StableAnimator Conditioning node."
             )
-        # HJB's window option may widen the window to all frames (the official HJB script)
+        requested = SamplerSettings(steps=steps, min_guidance=guidance_start if guidance_start > 1.0 else guidance,
+                                    max_guidance=guidance, tile_size=tile_size, tile_overlap=tile_overlap,
+                                    seed=seed, batch_cfg=batch_cfg)
+        try:
+            requested.validate()  # the widgets as set: overlap >= tile_size is refused, not clamped
+        except ValueError as exc:
+            raise InputError(str(exc)) from exc
+        # HJB's window option may widen the window to all frames (the official HJB script); a video shorter than
+        # the window runs one smaller window
         tile = tile_size if hjb is None else hjb.settings.tile_size_for(cond.num_frames, tile_size)
-        settings = SamplerSettings(steps=steps, min_guidance=guidance_start if guidance_start > 1.0 else guidance,
-                                   max_guidance=guidance, tile_size=tile, tile_overlap=tile_overlap,
-                                   seed=seed, batch_cfg=batch_cfg)
+        settings = dataclasses.replace(requested, tile_size=tile, tile_overlap=min(tile_overlap, max(tile - 1, 0)))
         plan = plan_sampling(cond.num_frames, settings)
         refiner_stage, groups = None, [model.sampling]
         if hjb is not None:
+            if not any(hjb.settings.is_refined(i) for i in range(steps)):
+                raise InputError(f"HJB start_step {hjb.settings.start_step} is beyond the last step ({steps - 1} of "
+                                 f"{steps} steps), so HJB would never run; lower start_step or raise steps, or "
+                                 f"disconnect 'hjb'")
             refiner_stage = self._hjb_targets(conditioning, face_masks)
             groups += [model.vae, hjb.face_net_group]
         progress = bridge.Progress(plan.progress_total(hjb.settings if hjb is not None else None))

@@ -115,7 +115,7 @@ class StableAnimatorDWPose:
                    "StableAnimator was trained (official skeleton_extraction.py, pixel for pixel with 'global'). "
                    "Also outputs the keypoints (POSE_KEYPOINT, as comfyui_controlnet_aux) and per-frame face masks "
                    "for the HJB face optimisation. Misaligned skeletons are the main cause of identity loss: check "
-                   "the preview before sampling.")
+                   "the preview before sampling (to run this node alone, attach a Preview Image to 'skeletons').")
     CATEGORY = CATEGORY
     FUNCTION = "extract"
     RETURN_TYPES = ("IMAGE", POSE_KEYPOINT, "MASK")
@@ -123,7 +123,10 @@ class StableAnimatorDWPose:
     OUTPUT_TOOLTIPS = ("Aligned skeleton frames at width x height (feed StableAnimator Conditioning).",
                        "The aligned keypoints, OpenPose-JSON per frame (POSE_KEYPOINT), on the reference's canvas.",
                        "Face masks per frame at width x height (feed the sampler's face_masks).")
-    OUTPUT_NODE = True  # shows the skeleton preview as soon as it has run
+    # Not an output node: an output node runs even when the rest of the prompt is invalid (ComfyUI executes every
+    # valid output), so an API client got "success" for a half-run prompt. The preview still shows whenever the
+    # node runs, because ComfyUI sends any node's "ui" result.
+    OUTPUT_NODE = False
 
     @classmethod
     def INPUT_TYPES(cls):

@@ -7,7 +7,7 @@ import gc
 import logging
 from typing import Iterator, Sequence
 
-from ..stableanimator_core.errors import OutOfMemoryError
+from ..stableanimator_core.errors import OutOfMemoryError, is_cpu_allocation_failure
 from . import comfy_bridge as bridge
 
 log = logging.getLogger("StableAnimator")
@@ -33,6 +33,15 @@ def gpu_stage(groups: Sequence[bridge.ManagedModels], stage: str, advice: str, k
         raise OutOfMemoryError(
             f"Out of GPU memory during {stage}. Lower memory use with: {advice}. "
             f"The models were moved off the GPU; ComfyUI keeps running. ({str(exc).splitlines()[0][:200]})"
+        ) from exc
+    except (MemoryError, RuntimeError) as exc:
+        failed = True
+        if not is_cpu_allocation_failure(exc):
+            raise
+        _release(groups)
+        raise OutOfMemoryError(
+            f"Out of system memory (RAM) during {stage}. Lower memory use with: {advice}; fewer frames also help. "
+            f"Close other programs or models; ComfyUI keeps running. ({str(exc).splitlines()[0][:200]})"
         ) from exc
     except BaseException:
         failed = True

@@ -34,3 +34,13 @@ class DependencyError(StableAnimatorError, ImportError):
 
 class OutOfMemoryError(StableAnimatorError):
     """The accelerator ran out of memory; the message names the setting that lowers memory use."""
+
+
+_CPU_ALLOCATION_MESSAGES = ("DefaultCPUAllocator: can't allocate memory", "not enough memory", "std::bad_alloc",
+                            "Cannot allocate memory")
+
+
+def is_cpu_allocation_failure(exc: BaseException) -> bool:
+    """Whether ``exc`` is the host running out of RAM (torch reports it as a RuntimeError, numpy as MemoryError)."""
+    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and
+                                            any(m in str(exc) for m in _CPU_ALLOCATION_MESSAGES))

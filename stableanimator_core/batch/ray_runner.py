@@ -44,7 +44,7 @@ class AnimationWorker:
         return self.name
 
     def run(self, job_id: str, line: int, options: dict[str, Any], job_hash: str) -> dict[str, Any]:
-        from ..cli.job import AnimateOptions, animate_job, job_models_key, load_job_models
+        from ..cli.job import AnimateOptions, animate_job, job_models_key, load_job_models, plan_animation
 
         record = JobRecord(job_id=job_id, line=line, status=FAILED, out=options["out"], settings_hash=job_hash,
                            worker=self.name)
@@ -53,10 +53,11 @@ class AnimationWorker:
             opts = AnimateOptions(**{k: v for k, v in options.items() if k in AnimateOptions.__dataclass_fields__})
             for key in ("reference", "driving", "out", "models"):
                 setattr(opts, key, Path(getattr(opts, key)))
+            plan = plan_animation(opts)  # a bad input fails before any model loads, as on the command line
             if self._loaded is None or self._loaded.key != job_models_key(opts):
                 self._loaded = None  # free the previous models before loading others
                 self._loaded = load_job_models(opts)
-            result = animate_job(opts, self._loaded, score_identity=True)
+            result = animate_job(opts, self._loaded, score_identity=True, plan=plan)
             record.status, record.frames, record.timings = DONE, result.frames, result.timings
             if result.identity is not None:
                 record.identity_score = result.identity.mean

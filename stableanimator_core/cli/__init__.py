@@ -13,7 +13,7 @@ import logging
 import sys
 from typing import Optional, Sequence
 
-from ..errors import StableAnimatorError
+from ..errors import StableAnimatorError, is_cpu_allocation_failure
 
 # command name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -47,3 +47,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except StableAnimatorError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if is_cpu_allocation_failure(exc):
+            print("error: out of memory (RAM). Use fewer frames (--max-frames, --frame-stride), a smaller --width/"
+                  "--height, a smaller --tile-size or --decode-chunk-size, or close other programs. "
+                  f"({str(exc).splitlines()[0][:160]})", file=sys.stderr)
+            return 3
+        if args.verbose:
+            raise
+        # an unforeseen failure still ends in one line; -v shows the traceback for a bug report
+        print(f"error: {type(exc).__name__}: {str(exc).splitlines()[0][:300] if str(exc) else ''} "
+              f"(run with -v for the traceback)", file=sys.stderr)
+        return 1

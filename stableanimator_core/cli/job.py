@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 import torch
@@ -21,6 +21,11 @@ from ..devices import default_device, resolve_decode_dtype, resolve_dtype
 from ..errors import InputError
 from ..loading.layout import ModelLayout
 from ..sampling.parallel import WorkSplit, broadcast_, finish, rank_device, split_from_environment
+
+if TYPE_CHECKING:
+    from ..hjb import HJBSettings
+    from ..sampling.controls import TermWindow
+    from ..sampling.sampler import SamplerSettings
 
 log = logging.getLogger(__name__)
 
@@ -124,13 +129,101 @@ def load_job_models(opts: AnimateOptions, split: Optional[WorkSplit] = None) -> 
     from ..pose import DWPose
 
     layout = ModelLayout.from_models_dir(opts.models)
-    layout.require(["unet", "pose_net", "face_encoder", "svd", "dwpose_detector", "dwpose_estimator"]
-                   + ([] if opts.no_identity else ["insightface_root"]) + (["face_embedder"] if opts.hjb else []))
+    layout.require(_required_models(opts))
     device = rank_device(split, opts.device) or default_device()
     dtype = resolve_dtype(opts.precision, device, hjb=opts.hjb)
     dwpose = DWPose(str(layout.dwpose_detector), str(layout.dwpose_estimator), provider=opts.provider)
     face_model = load_antelopev2(str(layout.insightface_root), opts.provider) if _needs_face_model(opts) else None
     return JobModels(job_models_key(opts), layout, device, dtype, dwpose, face_model)
+
+
+def _required_models(opts: AnimateOptions) -> list[str]:
+    return (["unet", "pose_net", "face_encoder", "svd", "dwpose_detector", "dwpose_estimator"]
+            + ([] if opts.no_identity else ["insightface_root"]) + (["face_embedder"] if opts.hjb else []))
+
+
+@dataclass
+class AnimationPlan:
+    """Everything checked before the first expensive stage."""
+
+    width: int
+    height: int
+    sampler: "SamplerSettings"
+    hjb: Optional["HJBSettings"]
+    identity_window: "TermWindow"
+    pose_window: "TermWindow"
+    layout: ModelLayout
+    expected_frames: Optional[int]
+
+
+def plan_animation(opts: AnimateOptions, writes: bool = True) -> AnimationPlan:
+    """Validate every setting and input that can be known before the work starts (no model is loaded here).
+
+    ``writes``: this process writes the video (under torchrun only rank 0 probes the output)."""
+    from ..hjb import HJBSettings
+    from ..io.video import check_frame_selection, check_writable, read_image
+    from ..pipeline.conditioning import check_reference_image, round_to_64
+    from ..pipeline.memory_estimate import warn_if_long
+    from ..sampling.controls import TermWindow
+    from ..sampling.sampler import SamplerSettings
+
+    width, height = round_to_64(opts.width, "width"), round_to_64(opts.height, "height")
+    opts.width, opts.height = width, height  # every later stage (framing, HJB boxes) sees the rounded size
+    check_frame_selection(opts.max_frames, opts.frame_stride)
+    if opts.decode_chunk_size < 1:
+        raise InputError(f"--decode-chunk-size must be at least 1, got {opts.decode_chunk_size}")
+    if opts.fps is not None and not (0 < opts.fps <= 240):
+        raise InputError(f"--fps must be in (0, 240], got {opts.fps}")
+    identity_window = TermWindow(opts.id_strength, opts.id_start, opts.id_end)
+    pose_window = TermWindow(opts.pose_strength, opts.pose_start, opts.pose_end)
+    sampler = SamplerSettings(steps=opts.steps, min_guidance=opts.guidance, max_guidance=opts.guidance,
+                              tile_size=opts.tile_size, tile_overlap=opts.tile_overlap, seed=opts.seed)
+    try:
+        for window, name in ((identity_window, "identity"), (pose_window, "pose")):
+            window.validate(name)
+        sampler.validate()
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    hjb = None
+    if opts.hjb:
+        if opts.no_identity:
+            raise InputError("--hjb needs the reference face: it cannot be combined with --no-identity")
+        if opts.hjb_start > opts.steps - 1:
+            raise InputError(f"--hjb-start {opts.hjb_start} is beyond the last step ({opts.steps - 1} of --steps "
+                             f"{opts.steps}), so HJB would never run; lower --hjb-start or raise --steps")
+        end = min(opts.hjb_end, opts.steps - 1)
+        if end != opts.hjb_end:
+            log.info("--hjb-end %d is past the last step; HJB refines steps %d..%d", opts.hjb_end, opts.hjb_start, end)
+        hjb = HJBSettings(num_iterations=opts.hjb_iterations, start_step=opts.hjb_start, end_step=end,
+                          mode=opts.hjb_mode, window=opts.hjb_window)
+    if writes:
+        check_writable(opts.out)
+    check_reference_image(read_image(opts.reference))
+    expected = _probe_driving(opts)
+    layout = ModelLayout.from_models_dir(opts.models)
+    layout.require(_required_models(opts))
+    if expected is not None and writes:
+        warn_if_long(expected, width, height, hint="use --max-frames / --frame-stride for less")
+    return AnimationPlan(width, height, sampler, hjb, identity_window, pose_window, layout, expected)
+
+
+def _probe_driving(opts: AnimateOptions) -> Optional[int]:
+    """Opens the driving input (errors now, not after the models load) and returns the expected frame count."""
+    from ..io.video import IMAGE_SUFFIXES, frame_files, video_frame_count
+
+    src = Path(opts.driving)
+    if src.is_dir():
+        total = len(frame_files(src))
+    elif src.suffix.lower() in IMAGE_SUFFIXES and src.is_file():
+        total = 1
+    elif src.is_file():
+        total = video_frame_count(src)
+    else:
+        raise InputError(f"driving input not found: {src}")
+    if total is None:
+        return None
+    kept = -(-total // opts.frame_stride)
+    return min(kept, opts.max_frames) if opts.max_frames is not None else kept
 
 
 def run_animation(opts: AnimateOptions) -> Optional[Path]:
@@ -146,57 +239,67 @@ def run_animation(opts: AnimateOptions) -> Optional[Path]:
 
 def render_animation(opts: AnimateOptions) -> tuple[torch.Tensor, float]:
     """Every stage up to the decoded frames: ``([F, H, W, 3]`` float in 0..1, frame rate of the video)."""
-    video, fps, _, _ = _render(opts)
+    from ..pipeline.decode import decode_latents
+
+    models, latents, fps, _, _ = _render(opts)
+    t = time.perf_counter()
+    video = decode_latents(models.vae, latents, opts.decode_chunk_size,
+                           dtype=resolve_decode_dtype(opts.precision, opts.hjb))
+    _timed(opts, "decode", t)
     return video, fps
 
 
 def animate_job(opts: AnimateOptions, loaded: Optional[JobModels] = None, score_identity: bool = False,
-                split: Optional[WorkSplit] = None) -> JobResult:
+                split: Optional[WorkSplit] = None, plan: Optional[AnimationPlan] = None) -> JobResult:
     """The whole job; ``loaded`` (from :func:`load_job_models` with the same key) skips loading the models.
 
     ``score_identity`` also scores the written frames against the reference identity (ArcFace cosine).
-    ``split``: this process's share when several processes make one video; only rank 0 decodes and writes.
+    ``split``: this process's share when several processes make one video; only rank 0 decodes and writes,
+    a chunk at a time (the whole decoded video is never held).
+    ``plan``: from :func:`plan_animation` of these options, when the caller validated them already.
     """
-    from ..io.video import write_mp4
+    from ..io.video import Mp4Writer
+    from ..pipeline.decode import iter_decoded_frames
 
-    video, fps, identity, face_model = _render(opts, loaded, split)
-    if video is None:  # not rank 0 of a split
+    models, latents, fps, identity, face_model = _render(opts, loaded, split, plan)
+    if latents is None:  # not rank 0 of a split
         return JobResult(Path(opts.out), 0, None, dict(opts.timings))
     t = time.perf_counter()
-    path = write_mp4(opts.out, video, fps)
-    _timed(opts, "write", t)
+    pixels: Optional[list[np.ndarray]] = [] if score_identity and identity is not None else None
+    with Mp4Writer(opts.out, fps) as writer:
+        for chunk in iter_decoded_frames(models.vae, latents, opts.decode_chunk_size,
+                                         dtype=resolve_decode_dtype(opts.precision, opts.hjb)):
+            for frame in chunk:
+                writer.write(frame)
+            if pixels is not None:  # what the writer encodes
+                pixels.extend((chunk.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy())
+        frames = writer.count
+    _timed(opts, "decode+write", t)
 
     scores = None
-    if score_identity and identity is not None:
+    if pixels is not None:
         from ..identity.score import score_frames
 
         t = time.perf_counter()
-        pixels = (video.clamp(0, 1) * 255).round().to(torch.uint8).cpu().numpy()  # what write_mp4 encodes
-        scores = score_frames(list(pixels), identity.embedding, face_model)
+        scores = score_frames(pixels, identity.embedding, face_model)
         _timed(opts, "identity score", t)
-    return JobResult(path, int(video.shape[0]), scores, dict(opts.timings))
+    return JobResult(Path(opts.out), frames, scores, dict(opts.timings))
 
 
-def _render(opts: AnimateOptions, loaded: Optional[JobModels] = None, split: Optional[WorkSplit] = None):
-    """(frames or None on processes other than rank 0, fps, reference identity, face model)."""
-    from ..pipeline import animate as P
-    from ..pipeline.conditioning import check_generation_size
-    from ..pipeline.decode import decode_latents
+def _render(opts: AnimateOptions, loaded: Optional[JobModels] = None, split: Optional[WorkSplit] = None,
+            plan: Optional[AnimationPlan] = None):
+    """Validation, pose, identity, loading, conditioning and sampling:
+    (models, latents or None on processes other than rank 0, fps, reference identity, face model)."""
+    import dataclasses
+
     from ..identity import reference_identity
+    from ..io.video import iter_driving_frames, read_image
+    from ..pipeline import animate as P
     from ..pipeline.framing import face_finder, frame_reference, person_finder, subject_box
     from ..pose import check_first_pose, extract_poses, render_skeletons
-    from ..sampling.controls import TermWindow
-    from ..sampling.sampler import SamplerSettings
-    from ..io.video import read_frames, read_image
 
-    check_generation_size(opts.width, opts.height)
-    identity_window = TermWindow(opts.id_strength, opts.id_start, opts.id_end)
-    pose_window = TermWindow(opts.pose_strength, opts.pose_start, opts.pose_end)
-    for window, name in ((identity_window, "identity"), (pose_window, "pose")):
-        try:
-            window.validate(name)
-        except ValueError as exc:
-            raise InputError(str(exc)) from exc
+    if plan is None:
+        plan = plan_animation(opts, writes=split is None or split.rank == 0)
     if loaded is None:
         loaded = load_job_models(opts, split)
     elif loaded.key != job_models_key(opts):
@@ -214,10 +317,12 @@ def _render(opts: AnimateOptions, loaded: Optional[JobModels] = None, split: Opt
         box = None
     reference, _ = frame_reference(reference, opts.width, opts.height, opts.framing,
                                    opts.crop_on if box else "center", box)
-    frames, source_fps = read_frames(opts.driving, opts.max_frames, opts.frame_stride)
+    frames, source_fps = iter_driving_frames(opts.driving, opts.max_frames, opts.frame_stride)
+    if opts.hjb and opts.hjb_boxes != "skeleton":
+        frames = list(frames)  # face boxes found on the driving frames themselves: they are needed again for HJB
+    # otherwise frames are decoded, posed and dropped one at a time: only the keypoints of the video are kept
     poses = extract_poses(reference, frames, loaded.dwpose, align=opts.align, missing=opts.missing,
                           person=opts.person, min_keypoints=opts.min_keypoints)
-    skeletons = list(render_skeletons(poses))
     check = check_first_pose(poses, opts.align)
     (log.warning if check.warning else log.info)("%s", check.message)
     _timed(opts, "pose", t)
@@ -234,47 +339,41 @@ def _render(opts: AnimateOptions, loaded: Optional[JobModels] = None, split: Opt
 
     models = loaded.diffusion_models(opts)
     t = time.perf_counter()
-    cond_settings = P.ConditioningSettings(opts.width, opts.height, identity=identity_window, pose=pose_window,
-                                           first_frame_fix=opts.first_frame_fix)
-    cond = P.build_conditioning(models, reference, None if identity is None else identity.embedding, skeletons,
-                                cond_settings, opts.seed)
+    cond_settings = P.ConditioningSettings(plan.width, plan.height, identity=plan.identity_window,
+                                           pose=plan.pose_window, first_frame_fix=opts.first_frame_fix)
+    # skeletons are drawn one at a time and packed at the generation size
+    cond = P.build_conditioning(models, reference, None if identity is None else identity.embedding,
+                                render_skeletons(poses), cond_settings, opts.seed)
     # every process samples rank 0's conditioning, even where preprocessing is not bit-reproducible across GPUs
     broadcast_([cond.clip_embeds, cond.face_tokens, cond.image_latents, cond.added_time_ids, cond.pose_frames],
                split)
     _timed(opts, "conditioning", t)
 
     refiner, tile_size = None, opts.tile_size
-    if opts.hjb:
-        refiner = _hjb_refiner(opts, models, reference, identity, poses, frames, cond.leading_frames, split)
+    if plan.hjb is not None:
+        refiner = _hjb_refiner(opts, plan, models, reference, identity, poses,
+                               frames if isinstance(frames, list) else None, cond.leading_frames, split)
         tile_size = refiner.settings.tile_size_for(cond.num_frames, opts.tile_size)
     t = time.perf_counter()
-    settings = SamplerSettings(steps=opts.steps, min_guidance=opts.guidance, max_guidance=opts.guidance,
-                               tile_size=tile_size, tile_overlap=min(opts.tile_overlap, max(tile_size - 1, 0)),
-                               seed=opts.seed)
+    settings = dataclasses.replace(plan.sampler, tile_size=tile_size,
+                                   tile_overlap=min(opts.tile_overlap, max(tile_size - 1, 0)))
     latents = P.drop_leading_frames(P.run_sampler(models, cond, settings, refiner, device=device, split=split),
                                     cond.leading_frames)
+    del cond
     _timed(opts, "sampling", t)
     if split is not None and split.rank != 0:
-        return None, 0.0, identity, face_model
-
-    t = time.perf_counter()
-    video = decode_latents(models.vae, latents, opts.decode_chunk_size,
-                           dtype=resolve_decode_dtype(opts.precision, opts.hjb))
-    _timed(opts, "decode", t)
-    return video, opts.fps or source_fps or 8.0, identity, face_model
+        return models, None, 0.0, identity, face_model
+    return models, latents, opts.fps or source_fps or 8.0, identity, face_model
 
 
-def _hjb_refiner(opts: AnimateOptions, models, reference: np.ndarray, identity, poses, frames,
+def _hjb_refiner(opts: AnimateOptions, plan: AnimationPlan, models, reference: np.ndarray, identity, poses, frames,
                  leading_frames: int = 0, split: Optional[WorkSplit] = None):
     from ..boxes import box_from_xyxy
-    from ..hjb import HJBSettings
     from ..hjb.sampler_hook import HJBStepHook
     from ..identity import load_antelopev2
     from ..identity.driving_faces import official_face_box
     from ..pose.face_masks import sequence_face_boxes
 
-    if identity is None:
-        raise InputError("--hjb needs the reference face: it cannot be combined with --no-identity")
     h, w = reference.shape[:2]
     if opts.hjb_boxes == "official":  # face_mask_extraction.py's mask of the reference (every face, or all)
         ref_box = official_face_box(identity.face_boxes, h, w)
@@ -285,9 +384,7 @@ def _hjb_refiner(opts: AnimateOptions, models, reference: np.ndarray, identity, 
                          "HJB needs the reference face")
     face_model = None
     if opts.hjb_boxes != "skeleton":
-        face_model = load_antelopev2(str(ModelLayout.from_models_dir(opts.models).insightface_root), opts.provider)
-    targets = sequence_face_boxes(poses, opts.height, opts.width, opts.hjb_boxes, frames, face_model)
+        face_model = load_antelopev2(str(plan.layout.insightface_root), opts.provider)
+    targets = sequence_face_boxes(poses, plan.height, plan.width, opts.hjb_boxes, frames, face_model)
     targets = targets[:1] * leading_frames + targets  # the first-frame fix's extra frame has the first face
-    settings = HJBSettings(num_iterations=opts.hjb_iterations, start_step=opts.hjb_start,
-                           end_step=min(opts.hjb_end, opts.steps - 1), mode=opts.hjb_mode, window=opts.hjb_window)
-    return HJBStepHook.build(models.vae, models.face_embedder, reference, ref_box, targets, settings, split=split)
+    return HJBStepHook.build(models.vae, models.face_embedder, reference, ref_box, targets, plan.hjb, split=split)

@@ -94,6 +94,14 @@ def load_into(model: torch.nn.Module, state_dict: dict[str, torch.Tensor], sourc
     unexpected = [k for k in state_dict if k not in expected]
     wrong_shape = [f"{k}: file {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
                    for k in expected if k in state_dict and state_dict[k].shape != expected[k].shape]
+    wrong_kind = [f"{k} ({state_dict[k].dtype}, model {expected[k].dtype})" for k in expected
+                  if k in state_dict and state_dict[k].is_floating_point() != expected[k].is_floating_point()]
+    if wrong_kind and not (missing or unexpected or wrong_shape):
+        raise CheckpointError(
+            f"{source} holds {len(wrong_kind)} tensors of the wrong kind (e.g. {', '.join(wrong_kind[:3])}): integer "
+            f"values where the {type(model).__name__} has float weights or the reverse. The file was converted "
+            f"wrongly or is not a StableAnimator checkpoint; use the released file.{_hint(kind)}"
+        )
     if missing or unexpected or wrong_shape:
         parts = []
         if missing:

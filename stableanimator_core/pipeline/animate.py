@@ -10,14 +10,16 @@ augments the reference before VAE encoding (``[1, 3, H, W]``), then the initial 
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from . import conditioning as C
 from ..sampling.controls import OFFICIAL, TermWindow
+from ..errors import InputError
 from .decode import decode_latents
 from ..numerics import require_finite
 from ..sampling.loop import StepHook
@@ -96,7 +98,7 @@ def reference_latent(models: StableAnimatorModels, reference: np.ndarray | torch
 
 def build_conditioning(models: StableAnimatorModels, reference: np.ndarray | torch.Tensor,
                        arcface_embedding: Optional[np.ndarray | torch.Tensor],
-                       pose_frames: Sequence[np.ndarray] | torch.Tensor, settings: ConditioningSettings,
+                       pose_frames: Iterable[np.ndarray] | torch.Tensor, settings: ConditioningSettings,
                        seed: int, recorder: Optional[dict] = None) -> C.Conditioning:
     clip = clip_embeds(models, reference, recorder)
     tokens = face_tokens(models, arcface_embedding, clip, recorder)
@@ -105,17 +107,20 @@ def build_conditioning(models: StableAnimatorModels, reference: np.ndarray | tor
 
 
 def assemble_conditioning(clip: torch.Tensor, tokens: torch.Tensor, latent: torch.Tensor,
-                          pose_frames: Sequence[np.ndarray] | torch.Tensor,
+                          pose_frames: Iterable[np.ndarray] | torch.Tensor,
                           settings: ConditioningSettings) -> C.Conditioning:
-    """Skeleton frames (any size; resized to the generation size) + the encoded reference -> Conditioning."""
-    if isinstance(pose_frames, torch.Tensor):
-        pose_frames = list(pose_frames)  # ComfyUI IMAGE batch [F, H, W, 3]
-    if len(pose_frames) == 0:
-        raise ValueError("no skeleton frames were given")
+    """Skeleton frames (any size; resized to the generation size) + the encoded reference -> Conditioning.
+
+    ``pose_frames`` may be a generator (the command line streams skeletons) or a ComfyUI IMAGE batch ``[F, H, W, 3]``;
+    frames are packed one at a time (see :func:`conditioning.pose_tensor`)."""
     settings.identity.validate("identity")
     settings.pose.validate("pose")
+    frames = iter(pose_frames)
+    first = next(frames, None)
+    if first is None:
+        raise InputError("no skeleton frames were given")
     leading = 1 if settings.first_frame_fix else 0
-    poses = C.pose_tensor([pose_frames[0]] * leading + list(pose_frames), settings.width, settings.height)
+    poses = C.pose_tensor(itertools.chain([first] * (1 + leading), frames), settings.width, settings.height)
     ids = C.added_time_ids(settings.fps, settings.motion_bucket_id, settings.noise_aug_strength)
     return C.Conditioning(clip, tokens, latent, ids, poses, settings.identity, settings.pose, leading)
 

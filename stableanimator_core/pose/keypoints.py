@@ -150,7 +150,11 @@ def frame_from_openpose(data: dict) -> PoseFrame:
         w, h = int(data["canvas_width"]), int(data["canvas_height"])
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"pose keypoints need 'canvas_width' and 'canvas_height' (got {str(data)[:80]})") from exc
+    if w < 1 or h < 1:
+        raise InputError(f"pose keypoints need a positive canvas size, got {w}x{h}")
     people = data.get("people") or []
+    if not isinstance(people, list) or not all(isinstance(p, dict) for p in people):
+        raise InputError("pose keypoints: 'people' must be a list of dicts with *_keypoints_2d lists")
     if not people:
         return PoseFrame.empty(w, h)
     parts, is_raw = [], []
@@ -173,4 +177,17 @@ def from_openpose_json(frames: Sequence[dict] | dict) -> list[PoseFrame]:
     """``POSE_KEYPOINT`` (a list of frame dicts, or one dict) -> list of ``PoseFrame``."""
     if isinstance(frames, dict):
         frames = [frames]
-    return [frame_from_openpose(f) for f in frames]
+    if not isinstance(frames, (list, tuple)):
+        raise InputError(f"POSE_KEYPOINT must be a list of frame dicts, got {type(frames).__name__}")
+    out = []
+    for i, f in enumerate(frames):
+        if not isinstance(f, dict):
+            raise InputError(f"POSE_KEYPOINT frame {i} is a {type(f).__name__}, not a frame dict")
+        try:
+            out.append(frame_from_openpose(f))
+        except InputError as exc:
+            raise InputError(f"POSE_KEYPOINT frame {i}: {exc}") from exc
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise InputError(f"POSE_KEYPOINT frame {i} is malformed ({exc}); each *_keypoints_2d entry must be a "
+                             f"flat list of x, y, score numbers") from exc
+    return out

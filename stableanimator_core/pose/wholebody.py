@@ -8,8 +8,11 @@ Coordinates are normalised by the image size, as ``DWposeDetectorAligned`` does.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
+from ..errors import CheckpointError
 from ..loading.onnx_backend import get_session
 from .detector import Detections, detect_people
 from .estimator import estimate_poses
@@ -46,6 +49,26 @@ def frame_from_wholebody(points: np.ndarray, scores: np.ndarray, width: int, hei
     )
 
 
+def _output_count(session) -> int:
+    return len(session.get_outputs())
+
+
+def check_roles(detector, estimator, detector_path: str, estimator_path: str) -> None:
+    """YOLOX has one output (boxes), RTMPose two (SimCC x and y): catch swapped or foreign files before a frame
+    runs, instead of onnxruntime's shape error in the middle of the video."""
+    det, est = _output_count(detector), _output_count(estimator)
+    if det == 2 and est == 1:
+        raise CheckpointError(f"the DWPose detector and estimator are swapped: {os.path.basename(detector_path)} is "
+                              f"the pose estimator and {os.path.basename(estimator_path)} the person detector. "
+                              f"Choose yolox_l.onnx as detector and dw-ll_ucoco_384.onnx as estimator.")
+    if det != 1:
+        raise CheckpointError(f"{os.path.basename(detector_path)} is not a YOLOX person detector ({det} outputs, "
+                              f"expected 1). Choose DWPose/yolox_l.onnx as detector.")
+    if est < 2:
+        raise CheckpointError(f"{os.path.basename(estimator_path)} is not a DWPose whole-body estimator ({est} "
+                              f"output(s), expected simcc_x and simcc_y). Choose DWPose/dw-ll_ucoco_384.onnx.")
+
+
 class DWPose:
     """YOLOX + RTMPose whole-body estimator on onnxruntime.
 
@@ -58,6 +81,7 @@ class DWPose:
     def __init__(self, detector_path: str, estimator_path: str, provider: str = "auto") -> None:
         self.detector = get_session(detector_path, provider)
         self.estimator = get_session(estimator_path, provider)
+        check_roles(self.detector, self.estimator, detector_path, estimator_path)
 
     def __call__(self, image: np.ndarray) -> PoseFrame:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:

@@ -50,6 +50,9 @@ class SamplerSettings:
             raise ValueError("guidance must be greater than 1.0 (StableAnimator always uses classifier-free guidance)")
         if self.tile_size < 1 or self.tile_overlap < 0:
             raise ValueError("tile_size must be >= 1 and tile_overlap >= 0")
+        if self.tile_overlap >= self.tile_size > 1:
+            # clamping it silently multiplies the windows (100 frames, tile 16, overlap 16: 85 windows, not 8)
+            raise ValueError(f"tile_overlap ({self.tile_overlap}) must be below tile_size ({self.tile_size})")
 
 
 @dataclass(frozen=True)

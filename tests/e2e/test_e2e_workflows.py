@@ -139,6 +139,17 @@ def test_no_face_in_reference_is_reported_and_server_keeps_running(server):
     again.raise_for_status()
 
 
+def test_invalid_sampler_value_rejects_the_whole_prompt(server):
+    """No part of an invalid prompt runs (DWPose used to, as an output node, and the API answered success)."""
+    workflow = _workflow("stableanimator_basic.json")
+    overrides = _small(workflow)
+    for nid in _ids(workflow, "StableAnimatorSampler"):
+        overrides[nid]["steps"] = 0  # below the widget's minimum
+    result = server.run_workflow(workflow, overrides=overrides, timeout=120)
+    assert result.status == "invalid", result.describe()
+    assert "steps" in json.dumps(result.validation_error)
+
+
 def test_interrupt_during_sampling(server):
     workflow = _workflow("stableanimator_basic.json")
     sampler_ids = {str(i) for i in _ids(workflow, "StableAnimatorSampler")}

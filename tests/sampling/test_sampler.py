@@ -48,9 +48,9 @@ def test_pose_features_computed_per_window_when_cache_is_small(tiny_models, fixt
 
 def test_seed_changes_the_result_and_is_reproducible(tiny_models, fixture_inputs):
     cond = _cond(tiny_models, fixture_inputs, 2)
-    a = run_sampler(tiny_models, cond, SamplerSettings(steps=1, tile_size=2, seed=1))
-    b = run_sampler(tiny_models, cond, SamplerSettings(steps=1, tile_size=2, seed=1))
-    c = run_sampler(tiny_models, cond, SamplerSettings(steps=1, tile_size=2, seed=2))
+    a = run_sampler(tiny_models, cond, SamplerSettings(steps=1, tile_size=2, tile_overlap=1, seed=1))
+    b = run_sampler(tiny_models, cond, SamplerSettings(steps=1, tile_size=2, tile_overlap=1, seed=1))
+    c = run_sampler(tiny_models, cond, SamplerSettings(steps=1, tile_size=2, tile_overlap=1, seed=2))
     assert torch.equal(a, b) and not torch.allclose(a, c)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stableanimator_core.video import read_image
+from stableanimator_core.io.video import read_image
 
 
 def test_16_bit_grayscale_reference_keeps_its_tones(tmp_path):

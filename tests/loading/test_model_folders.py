@@ -8,7 +8,7 @@ import time
 import pytest
 
 from stableanimator_core.errors import CheckpointError
-from stableanimator_core.model_folders import confined_path, find_in_folders
+from stableanimator_core.loading.model_folders import confined_path, find_in_folders
 
 ESCAPES = ["../../../../etc/passwd", "/etc/passwd", "Animation/../../x.pth", "..", "..\\..\\secret.pth",
            "C:/Windows/win.ini", "a\x00b"]

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 from typing import Callable, Iterable, Optional, Sequence
 
-from .errors import CheckpointError
+from ..errors import CheckpointError
 
 
 def confined_path(root: str | os.PathLike, name: str) -> Optional[Path]:
