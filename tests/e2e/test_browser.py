@@ -238,7 +238,7 @@ JS_VISIBLE_AFTER_FIT = """(() => {
 
 # Queue only the DWPose node and its ancestors, through the page's own api (so this page gets the `executed`
 # message and the extension's onExecuted runs, exactly as after "Queue" in the UI).
-JS_RUN_DWPOSE = """(async (target) => {
+JS_RUN_DWPOSE = """(async (target, inputs) => {
     window.__saEvents = [];
     if (!window.__saListening) {
         window.__saListening = true;
@@ -255,6 +255,9 @@ JS_RUN_DWPOSE = """(async (target) => {
             if (Array.isArray(v) && v.length === 2 && typeof v[0] === 'string') stack.push(v[0]);
     }
     const prompt = Object.fromEntries([...keep].map(id => [id, output[id]]));
+    Object.assign(prompt[String(target)].inputs, inputs || {});
+    // DWPose is not an output node; a core Preview Image on its skeletons makes it runnable alone, as in the UI
+    prompt['99999'] = { class_type: 'PreviewImage', inputs: { images: [String(target), 0] } };
     const res = await window.comfyAPI.api.api.queuePrompt(0, { output: prompt, workflow });
     return { prompt_id: res.prompt_id, nodes: [...keep].sort() }; })"""
 
@@ -296,7 +299,7 @@ def _wait_for_animation(page: Chromium, prompt_id: str, timeout: float, after_ru
                 return {"first": first, "later": state}
         time.sleep(0.3)
     raise BrowserError(f"the pose preview did not show two different frames within {timeout:.0f} s "
-                       f"(last state: {first and {k: v for k, v in first.items() if k != 'url'}})\n{page.console()}")
+                       f"(last state: {first and {k: v for k, v in first.items() if k != 'url'}}; events {json.dumps(_events(page, prompt_id))[:3000]})\n{page.console()}")
 
 
 # ------------------------------------------------------------------------------------------------ the test
@@ -324,6 +327,10 @@ def test_bundled_workflows_in_the_real_front_end(page, server, artifacts):
         return seen; }})()""")
     assert after_switch == colours["slots"], (after_switch, colours)
 
+    # DWPose is not an output node (an invalid prompt must not half-run), so ComfyUI re-sends its preview when it
+    # runs, not from its cache: every run here gets DWPose inputs no earlier run used (same skeletons on a CPU)
+    variants = iter([{"provider": p, "face_masks_from": f} for f in ("skeleton", "insightface")
+                     for p in ("cpu", "cuda")])
     for path in WORKFLOWS:
         workflow = json.loads(path.read_text())
         t0 = time.monotonic()
@@ -360,7 +367,7 @@ def test_bundled_workflows_in_the_real_front_end(page, server, artifacts):
             n.onExecuted({{}}); n.onExecuted({{ stableanimator_pose_preview: [] }});
             n.onExecuted({{ stableanimator_pose_preview: [{{ frames: [] }}] }});
             return document.querySelectorAll('.stableanimator-pose-preview').length; }})()""") == 0
-        queued = page.js(f"({JS_RUN_DWPOSE})({dwpose})")
+        queued = page.js(f"({JS_RUN_DWPOSE})({dwpose}, {json.dumps(next(variants))})")
         assert str(dwpose) in queued["nodes"] and len(queued["nodes"]) < len(nodes), queued
         anim = _wait_for_animation(page, queued["prompt_id"], timeout=300)
         state = anim["later"]
@@ -383,7 +390,7 @@ def test_bundled_workflows_in_the_real_front_end(page, server, artifacts):
         assert not any("preview" in k for k in saved["inputs"]), saved
         if path == WORKFLOWS[0]:
             # Running it again replaces the preview in place (same element, new frames), it does not add one.
-            again = page.js(f"({JS_RUN_DWPOSE})({dwpose})")
+            again = page.js(f"({JS_RUN_DWPOSE})({dwpose}, {json.dumps(next(variants))})")
             rerun = _wait_for_animation(page, again["prompt_id"], timeout=300, after_run=state["run"])["later"]
             assert rerun["count"] == 1 and rerun["run"] == state["run"] + 1, rerun
 
