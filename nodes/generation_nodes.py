@@ -13,6 +13,7 @@ from ..stableanimator_core.pipeline import animate as P
 from ..stableanimator_core.pipeline.decode import decode_latents, to_vae_latents
 from ..stableanimator_core.sampling.controls import TermWindow
 from ..stableanimator_core.errors import InputError
+from ..stableanimator_core.pipeline.memory_estimate import warn_if_long
 from ..stableanimator_core.hjb.sampler_hook import HJBStepHook
 from ..stableanimator_core.hjb import reference_box, target_boxes_from_masks
 from ..stableanimator_core.sampling.preview import preview_frame
@@ -142,6 +143,9 @@ class StableAnimatorConditioning:
             tokens = P.face_tokens(model.models, embedding, clip_embeds.embeds)
             latent = P.reference_latent(model.models, ref, settings, noise_seed)
         cond = P.assemble_conditioning(clip_embeds.embeds, tokens, latent, pose_images[..., :3], settings)
+        warn_if_long(cond.num_frames, width, height, comfy_batches=3,
+                     hint="ComfyUI holds the driving frames, skeletons and decoded video as float32; load fewer "
+                          "frames at a time, e.g. with VHS Load Video's frame_load_cap")
         ref_uint8 = C.to_uint8_rgb(ref)
         face_box = face.box if face.image_hw == ref_uint8.shape[:2] else None
         samples = torch.zeros((cond.num_frames, 4, height // 8, width // 8))

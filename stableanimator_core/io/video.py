@@ -212,7 +212,12 @@ class Mp4Writer:
                 for packet in self._stream.encode():
                     self._container.mux(packet)
         finally:
-            self._container.close()
+            try:
+                self._container.close()
+            except Exception:
+                if ok:
+                    raise
+                # already failing: the original error matters, not the muxer's complaint about an unfinished file
         if ok and self.count:
             self.partial.replace(self.path)
         else:

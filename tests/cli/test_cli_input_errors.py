@@ -166,3 +166,16 @@ def test_a_failure_while_writing_leaves_no_partial_video(tiny_models_dir, tmp_pa
     assert _animate(tiny_models_dir, out, "--decode-chunk-size", "1") == 1
     assert "decoder broke" in _one_clear_line(capsys)
     assert not list(tmp_path.iterdir())
+
+
+def test_long_driving_video_warns_with_the_expected_ram_before_the_work(tiny_models_dir, tmp_path, caplog,
+                                                                      monkeypatch):
+    import stableanimator_core.pipeline.memory_estimate as estimate
+    from stableanimator_core.cli.job import AnimateOptions, plan_animation
+
+    monkeypatch.setattr(estimate, "LONG_VIDEO_FRAMES", 10)  # the example clip has 16 frames
+    plan = plan_animation(AnimateOptions(reference=REFERENCE, driving=DRIVING, out=tmp_path / "o.mp4",
+                                         models=tiny_models_dir, width=256, height=256))
+    assert plan.expected_frames == 16
+    gib = estimate.expected_ram_bytes(16, 256, 256) / 2**30
+    assert f"16 frames at 256x256: expect about {gib:.1f} GiB of RAM" in caplog.text

@@ -11,7 +11,7 @@ import torch
 
 from stableanimator_core.pipeline import conditioning as C
 from stableanimator_core.pipeline.frame_store import PackedFrames
-from stableanimator_core.cli.job import expected_ram_bytes, warn_if_long
+from stableanimator_core.pipeline.memory_estimate import expected_ram_bytes, warn_if_long
 
 
 def _skeleton_like(seed: int, h: int = 96, w: int = 80) -> np.ndarray:
