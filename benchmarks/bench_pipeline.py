@@ -126,7 +126,7 @@ class OursRunner:
         m = self.models
         cond_settings = ConditioningSettings(width=a.width, height=a.height)
         settings = SamplerSettings(steps=a.steps, min_guidance=a.guidance, max_guidance=a.guidance,
-                                   tile_size=a.tile, tile_overlap=a.overlap, seed=a.seed,
+                                   tile_size=a.tile, tile_overlap=min(a.overlap, max(a.tile - 1, 0)), seed=a.seed,
                                    batch_cfg=self.variant.batch_cfg)
         refiner = self._refiner(inputs, a, hjb_times) if a.hjb else None
 

@@ -20,7 +20,7 @@ import torch
 from ..devices import default_device, resolve_decode_dtype, resolve_dtype
 from ..errors import InputError
 from ..loading.layout import ModelLayout
-from ..sampling.parallel import WorkSplit, broadcast_, finish, rank_device, split_from_environment
+from ..sampling.parallel import WorkSplit, broadcast_, broadcast_object, finish, rank_device, split_from_environment
 
 if TYPE_CHECKING:
     from ..hjb import HJBSettings
@@ -323,6 +323,8 @@ def _render(opts: AnimateOptions, loaded: Optional[JobModels] = None, split: Opt
     # otherwise frames are decoded, posed and dropped one at a time: only the keypoints of the video are kept
     poses = extract_poses(reference, frames, loaded.dwpose, align=opts.align, missing=opts.missing,
                           person=opts.person, min_keypoints=opts.min_keypoints)
+    # every process draws rank 0's skeletons (and HJB boxes), even where DWPose is not bit-reproducible across GPUs
+    poses = broadcast_object(poses, split)
     check = check_first_pose(poses, opts.align)
     (log.warning if check.warning else log.info)("%s", check.message)
     _timed(opts, "pose", t)
@@ -345,8 +347,7 @@ def _render(opts: AnimateOptions, loaded: Optional[JobModels] = None, split: Opt
     cond = P.build_conditioning(models, reference, None if identity is None else identity.embedding,
                                 render_skeletons(poses), cond_settings, opts.seed)
     # every process samples rank 0's conditioning, even where preprocessing is not bit-reproducible across GPUs
-    broadcast_([cond.clip_embeds, cond.face_tokens, cond.image_latents, cond.added_time_ids, cond.pose_frames],
-               split)
+    broadcast_([cond.clip_embeds, cond.face_tokens, cond.image_latents, cond.added_time_ids], split)
     _timed(opts, "conditioning", t)
 
     refiner, tile_size = None, opts.tile_size

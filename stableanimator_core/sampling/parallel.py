@@ -171,6 +171,18 @@ def broadcast_(tensors: Sequence[torch.Tensor], split: Optional[WorkSplit]) -> N
         t.copy_(moved.to(t.device))
 
 
+def broadcast_object(obj, split: Optional[WorkSplit]):
+    """Rank 0's ``obj`` (picklable) on every process: for inputs kept off tensors, such as the keypoints whose
+    skeletons the command line packs compressed."""
+    if split is None or not split.active:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def finish(split: Optional[WorkSplit]) -> None:
     """Leaves the process group. No barrier: after sampling only rank 0 works (decoding, writing), and a
     barrier would time out on a long decode; torchrun waits for every process anyway."""
