@@ -28,6 +28,14 @@ from .frame_store import PackedFrames
 
 log = logging.getLogger(__name__)
 
+def skeleton_pixels(frames: PackedFrames | torch.Tensor, index: slice | Sequence[int] = slice(None)) -> torch.Tensor:
+    """Stored skeleton frames (uint8, or already [-1, 1] floats) -> ``[n, 3, H, W]`` float32 in [-1, 1]."""
+    picked = frames[index]
+    if picked.dtype == torch.uint8:
+        return picked.float() / 127.5 - 1
+    return picked.float()
+
+
 CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
 CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 
@@ -52,10 +60,7 @@ class Conditioning:
 
     def pose_pixels(self, index: slice | Sequence[int] = slice(None)) -> torch.Tensor:
         """Skeleton frames ``[n, 3, H, W]`` float32 in [-1, 1], the PoseNet input (same float ops as official)."""
-        frames = self.pose_frames[index]
-        if frames.dtype == torch.uint8:
-            return frames.float() / 127.5 - 1
-        return frames.float()
+        return skeleton_pixels(self.pose_frames, index)
 
     @property
     def output_frames(self) -> int:

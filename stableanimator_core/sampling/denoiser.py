@@ -82,9 +82,8 @@ class WindowedDenoiser:
         self._pose_all: Optional[torch.Tensor] = None  # computed on the first step that uses pose
 
     def _all_pose_features(self, chunk: int = 16) -> torch.Tensor:
-        frames = self.cond.pose_frames
-        return torch.cat([self.pose_net(frames[i : i + chunk].to(self.device, self.dtype))
-                          for i in range(0, frames.shape[0], chunk)])
+        return torch.cat([self.pose_net(self.cond.pose_pixels(slice(i, i + chunk)).to(self.device, self.dtype))
+                          for i in range(0, self.cond.num_frames, chunk)])
 
     def pose_features(self, window: int) -> torch.Tensor:
         """PoseNet features ``[T, C, h, w]`` of one window's frames (cached for the video when they fit)."""
@@ -92,7 +91,7 @@ class WindowedDenoiser:
             if self._pose_all is None:
                 self._pose_all = self._all_pose_features()
             return self._pose_all[self.windows.index[window]]
-        return self.pose_net(self.cond.pose_frames[self.windows.host_index[window]].to(self.device, self.dtype))
+        return self.pose_net(self.cond.pose_pixels(self.windows.windows[window]).to(self.device, self.dtype))
 
     def __call__(self, latents: torch.Tensor, sigma: torch.Tensor, timestep: Optional[torch.Tensor] = None,
                  step: Optional[tuple[int, int]] = None) -> torch.Tensor:

@@ -14,20 +14,27 @@ from typing import Callable, Optional
 
 import torch
 
+from ..pipeline.conditioning import skeleton_pixels
+from ..pipeline.frame_store import PackedFrames
 from .windowed_unet import Branches, DeviceWindows, WindowCall, windowed_prediction
 from .windows import effective_tile_size, window_indices
 
 
 @dataclass(eq=False)
 class PoseFrames:
-    """Skeleton frames ``[F, 3, H, W]`` in [-1, 1] (CPU). Compared by identity, so the positive and negative
-    conditioning of one video share it (and the host can batch them together)."""
+    """Skeleton frames ``[F, 3, H, W]`` (CPU; packed uint8 as the conditioning stores them, or [-1, 1] floats).
+    Compared by identity, so the positive and negative conditioning of one video share it (and the host can batch
+    them together)."""
 
-    frames: torch.Tensor
+    frames: PackedFrames | torch.Tensor
 
     @property
     def num_frames(self) -> int:
         return int(self.frames.shape[0])
+
+    def pixels(self, index: slice) -> torch.Tensor:
+        """PoseNet input ``[n, 3, H, W]`` float32 in [-1, 1]."""
+        return skeleton_pixels(self.frames, index)
 
 
 @dataclass(frozen=True)
@@ -74,10 +81,9 @@ class FrameBatchDenoiser(torch.nn.Module):
         cached = self._pose_cache
         if cached is not None and cached[0]() is pose and cached[1] == (device, dtype):
             return cached[2]
-        frames = pose.frames
         with torch.no_grad():
-            feats = torch.cat([self.pose_net(frames[i : i + self.pose_chunk].to(device, dtype))
-                               for i in range(0, frames.shape[0], self.pose_chunk)])
+            feats = torch.cat([self.pose_net(pose.pixels(slice(i, i + self.pose_chunk)).to(device, dtype))
+                               for i in range(0, pose.num_frames, self.pose_chunk)])
         self._pose_cache = (weakref.ref(pose), (device, dtype), feats)
         return feats
 

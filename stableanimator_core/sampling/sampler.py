@@ -112,7 +112,7 @@ class ParityRecorder(StepHook):
 
     def attach(self, denoiser: WindowedDenoiser) -> None:
         idx = list(denoiser.plan.windows[0])
-        self.record["posenet_in_window0"] = denoiser.cond.pose_frames[idx].clone()
+        self.record["posenet_in_window0"] = denoiser.cond.pose_pixels(idx)
         self.record["posenet_out_window0"] = denoiser.pose_features(0).float().cpu()
         inner = denoiser.on_unet_call
         first = [True]

@@ -45,7 +45,6 @@ class DeviceWindows:
         self.windows = [list(w) for w in windows]
         self.device = torch.device(device)
         self.index = [torch.tensor(w, device=self.device) for w in self.windows]
-        self.host_index = [torch.tensor(w) for w in self.windows]  # for inputs kept on the CPU (skeleton frames)
         self.weights = window_weights(len(self.windows[0]), device=self.device)
         sums = torch.zeros(max(max(w) for w in self.windows) + 1, device=self.device)
         for idx in self.index:

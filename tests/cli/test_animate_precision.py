@@ -60,3 +60,28 @@ def test_non_finite_latents_stop_the_run(tiny_models_dir, monkeypatch):
     monkeypatch.setattr(StableAnimatorUNet, "forward", overflowing)
     with pytest.raises(NonFiniteError, match=r"Sampling \(the UNet\).*in fp16.*Use precision bf16 instead"):
         _render(tiny_models_dir, 64, 64, "fp16")
+
+
+def test_a_non_finite_decode_stops_the_streamed_video_and_leaves_no_file(tiny_models_dir, monkeypatch, tmp_path):
+    """The command line decodes and writes a chunk at a time; a decoder that overflows (forced here to return
+    NaN, as an fp16 VAE does at large sizes) must stop the run, not write a black mp4."""
+    from diffusers import AutoencoderKLTemporalDecoder
+
+    from stableanimator_core.cli.job import run_animation
+
+    decode = AutoencoderKLTemporalDecoder.decode
+
+    def overflowing(self, *args, **kwargs):
+        out = decode(self, *args, **kwargs)
+        out.sample[:, :, 0, 0] = float("nan")
+        return out
+
+    monkeypatch.setattr(AutoencoderKLTemporalDecoder, "decode", overflowing)
+    out = tmp_path / "video.mp4"
+    opts = AnimateOptions(reference=REPO / "workflows/inputs/stableanimator_reference.png",
+                          driving=REPO / "workflows/inputs/stableanimator_driving.mp4", out=out,
+                          models=tiny_models_dir, width=64, height=64, steps=1, max_frames=2, tile_size=2,
+                          tile_overlap=1, precision="fp32", device="cpu")
+    with pytest.raises(NonFiniteError, match="VAE decoding produced"):
+        run_animation(opts)
+    assert not out.exists()
