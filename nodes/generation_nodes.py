@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 
 import torch
 from PIL import Image
@@ -14,6 +15,7 @@ from ..stableanimator_core.pipeline.decode import decode_latents, to_vae_latents
 from ..stableanimator_core.sampling.controls import TermWindow
 from ..stableanimator_core.errors import InputError
 from ..stableanimator_core.pipeline.memory_estimate import warn_if_long
+from ..stableanimator_core.settings import CONDITIONING, SAMPLER, widget_range
 from ..stableanimator_core.hjb.sampler_hook import HJBStepHook
 from ..stableanimator_core.hjb import reference_box, target_boxes_from_masks
 from ..stableanimator_core.sampling.preview import preview_frame
@@ -25,7 +27,6 @@ from .stage import DECODE_ADVICE, ENCODE_ADVICE, SAMPLER_ADVICE, gpu_stage
 
 log = logging.getLogger("StableAnimator")
 CATEGORY = "StableAnimator"
-OFFICIAL_SEED = 23123134
 # extra leading frames (the first-frame fix) travel on the LATENT, so every sampler passes them to the decoder
 LEADING_FRAMES_KEY = "stableanimator_leading_frames"
 
@@ -86,18 +87,19 @@ class StableAnimatorConditioning:
             "face": (FACE, {"tooltip": "From StableAnimator Face Embed (ArcFace identity)."}),
             "pose_images": ("IMAGE", {"tooltip": "Skeleton frames, one per output frame (from StableAnimator DWPose "
                                                  "or another pose pack); resized to width x height."}),
-            "width": ("INT", {"default": 512, "min": 64, "max": 2048, "step": 64,
+            "width": ("INT", {"default": CONDITIONING.width, "min": 64, "max": 2048, "step": 64,
                               "tooltip": "Output width; StableAnimator was trained at 512x512 and 576x1024."}),
-            "height": ("INT", {"default": 512, "min": 64, "max": 2048, "step": 64, "tooltip": "Output height."}),
-            "fps": ("INT", {"default": 7, "min": 1, "max": 60,
+            "height": ("INT", {"default": CONDITIONING.height, "min": 64, "max": 2048, "step": 64, "tooltip": "Output height."}),
+            "fps": ("INT", {"default": CONDITIONING.fps, "min": 1, "max": 60,
                             "tooltip": "SVD micro-conditioning fps (official 7; the model sees fps - 1). Not the "
                                        "frame rate of the saved video."}),
-            "motion_bucket_id": ("INT", {"default": 127, "min": 0, "max": 1023,
+            "motion_bucket_id": ("INT", {"default": int(CONDITIONING.motion_bucket_id), "min": 0, "max": 1023,
                                          "tooltip": "SVD motion bucket (official 127)."}),
-            "noise_aug_strength": ("FLOAT", {"default": 0.02, "min": 0.0, "max": 1.0, "step": 0.01,
+            "noise_aug_strength": ("FLOAT", {"default": CONDITIONING.noise_aug_strength, **widget_range("noise_aug_strength"),
+                                             "step": 0.01,
                                              "tooltip": "Noise added to the reference before VAE encoding (official "
                                                         "0.02)."}),
-            "noise_seed": ("INT", {"default": OFFICIAL_SEED, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+            "noise_seed": ("INT", {"default": SAMPLER.seed, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
                                    "control_after_generate": True,
                                    "tooltip": "Seed of the reference's noise augmentation. Give the sampler the same "
                                               "seed to reproduce the official code's random draws exactly."}),
@@ -177,16 +179,16 @@ class StableAnimatorSampler:
                 "conditioning": (COND, {"tooltip": "From StableAnimator Conditioning."}),
                 "latent": ("LATENT", {"tooltip": "The empty latent from StableAnimator Conditioning (frame count "
                                                  "and size must match the conditioning)."}),
-                "seed": ("INT", {"default": OFFICIAL_SEED, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
+                "seed": ("INT", {"default": SAMPLER.seed, "min": 0, "max": 0xFFFFFFFFFFFFFFFF,
                                  "control_after_generate": True,
                                  "tooltip": "Initial-noise seed (CPU generator: the same video on every GPU)."}),
-                "steps": ("INT", {"default": 25, "min": 1, "max": 200, "tooltip": "Euler steps (official 25)."}),
-                "guidance": ("FLOAT", {"default": 3.0, "min": 1.01, "max": 20.0, "step": 0.1,
+                "steps": ("INT", {"default": SAMPLER.steps, "min": 1, "max": 200, "tooltip": "Euler steps (official 25)."}),
+                "guidance": ("FLOAT", {"default": SAMPLER.max_guidance, "min": 1.01, "max": 20.0, "step": 0.1,
                                        "tooltip": "Classifier-free guidance scale (official 3.0); must be above 1."}),
-                "tile_size": ("INT", {"default": 16, "min": 2, "max": 128,
+                "tile_size": ("INT", {"default": SAMPLER.tile_size, "min": 2, "max": 128,
                                       "tooltip": "Frames per window (official 16). Lower it to save VRAM; videos "
                                                  "shorter than this use one window."}),
-                "tile_overlap": ("INT", {"default": 4, "min": 1, "max": 127,
+                "tile_overlap": ("INT", {"default": SAMPLER.tile_overlap, "min": 1, "max": 127,
                                          "tooltip": "Frames shared by consecutive windows (official 4); must be below "
                                                     "tile_size."}),
             },
@@ -217,13 +219,12 @@ class StableAnimatorSampler:
                 f"({cond.num_frames} skeleton frames at {cond.size_hw[1]}x{cond.size_hw[0]}). Connect the latent "
                 f"output of the same StableAnimator Conditioning node."
             )
+        if not math.isfinite(guidance_start):
+            raise InputError(f"guidance_start must be a finite number (0 = off), got {guidance_start!r}")
+        # the widgets as set, checked where made (InputError): overlap >= tile_size is refused, not clamped
         requested = SamplerSettings(steps=steps, min_guidance=guidance_start if guidance_start > 1.0 else guidance,
                                     max_guidance=guidance, tile_size=tile_size, tile_overlap=tile_overlap,
                                     seed=seed, batch_cfg=batch_cfg)
-        try:
-            requested.validate()  # the widgets as set: overlap >= tile_size is refused, not clamped
-        except ValueError as exc:
-            raise InputError(str(exc)) from exc
         # HJB's window option may widen the window to all frames (the official HJB script); a video shorter than
         # the window runs one smaller window
         tile = tile_size if hjb is None else hjb.settings.tile_size_for(cond.num_frames, tile_size)

@@ -7,12 +7,13 @@ import logging
 from ..stableanimator_core.models.acceleration import WEIGHT_STORAGES, UNetOptions
 from ..stableanimator_core.devices import PRECISIONS, resolve_decode_dtype, resolve_dtype
 from ..stableanimator_core.hjb import HJB_MODES, HJB_WINDOWS, HJBSettings
-from ..stableanimator_core.presets import OFFICIAL, PRESETS
+from ..stableanimator_core.presets import OFFICIAL, PACK, PRESETS
 from ..stableanimator_core.loading.components import load_components, load_face_embedder
 from . import comfy_bridge as bridge
 from .handles import HJB, MODEL, HJBOptions, ModelHandle
 
 log = logging.getLogger("StableAnimator")
+HJB_DEFAULTS = HJBSettings()  # the official values; the widgets' defaults
 CATEGORY = "StableAnimator"
 
 
@@ -95,19 +96,19 @@ class StableAnimatorHJBSettings:
         return {"required": {
             "face_model": (_weights_choices("glintr", "Animation/glintr100_torch.pth"),
                            {"tooltip": "ArcFace IResNet-100 weights (Animation/glintr100_torch.pth)."}),
-            "iterations": ("INT", {"default": 3, "min": 1, "max": 20,
+            "iterations": ("INT", {"default": HJB_DEFAULTS.num_iterations, "min": 1, "max": 20,
                                    "tooltip": "Adam iterations per refined step (official: 3)."}),
-            "start_step": ("INT", {"default": 0, "min": 0, "max": 1000,
+            "start_step": ("INT", {"default": HJB_DEFAULTS.start_step, "min": 0, "max": 1000,
                                    "tooltip": "First denoising step refined (0-based, official: 0)."}),
-            "end_step": ("INT", {"default": 20, "min": 0, "max": 1000,
+            "end_step": ("INT", {"default": HJB_DEFAULTS.end_step, "min": 0, "max": 1000,
                                  "tooltip": "Last denoising step refined, inclusive (official: 20 of 25)."}),
-            "eta": ("FLOAT", {"default": 0.1, "min": 0.0001, "max": 10.0, "step": 0.01,
+            "eta": ("FLOAT", {"default": HJB_DEFAULTS.eta, "min": 0.0001, "max": 10.0, "step": 0.01,
                               "tooltip": "Learning-rate scale: step i uses eta * (1 - i / steps) (official: 0.1)."}),
-            "mode": (list(HJB_MODES), {"default": "memory_bounded",
+            "mode": (list(HJB_MODES), {"default": PACK.hjb_mode,  # the same default as the CLI
                                        "tooltip": "faithful: the official computation. memory_bounded: same result, "
                                                   "memory independent of the frame count. fast: bf16 and face-only "
                                                   "decoding, an approximation."}),
-            "decode_chunk_size": ("INT", {"default": 4, "min": 1, "max": 64,
+            "decode_chunk_size": ("INT", {"default": HJB_DEFAULTS.decode_chunk_size, "min": 1, "max": 64,
                                           "tooltip": "Frames decoded together during the optimisation (official: "
                                                      "4)."}),
         }, "optional": {

@@ -94,3 +94,9 @@ def handles(pack):
 @pytest.fixture
 def bridge(pack):
     return pack.nodes.comfy_bridge
+
+
+@pytest.fixture
+def errors(pack):
+    """The pack's error classes (what node code raises; distinct from ``stableanimator_core.errors``' own)."""
+    return pack.stableanimator_core.errors

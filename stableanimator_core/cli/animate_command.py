@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+# defaults come from the one settings model (no torch behind these imports, so --help stays fast)
+from ..sampling.controls import OFFICIAL as OFFICIAL_TERM
+from ..settings import CONDITIONING, SAMPLER
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reference", required=True, type=Path, help="the photo of the person to animate")
@@ -13,15 +17,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="output .mp4")
     p.add_argument("--models", type=Path, default=Path("models"),
                    help="models folder holding stableanimator/ and insightface/ (e.g. ComfyUI/models)")
-    p.add_argument("--width", type=int, default=512, help="multiple of 64; trained at 512x512 and 576x1024")
-    p.add_argument("--height", type=int, default=512)
+    p.add_argument("--width", type=int, default=CONDITIONING.width, help="multiple of 64; trained at 512x512 and 576x1024")
+    p.add_argument("--height", type=int, default=CONDITIONING.height)
     p.add_argument("--max-frames", type=int, default=None, help="use at most this many driving frames")
     p.add_argument("--frame-stride", type=int, default=1, help="use every n-th driving frame")
-    p.add_argument("--steps", type=int, default=25)
-    p.add_argument("--guidance", type=float, default=3.0)
-    p.add_argument("--tile-size", type=int, default=16, help="frames per window (lower = less VRAM)")
-    p.add_argument("--tile-overlap", type=int, default=4)
-    p.add_argument("--seed", type=int, default=23123134)
+    p.add_argument("--steps", type=int, default=SAMPLER.steps)
+    p.add_argument("--guidance", type=float, default=SAMPLER.max_guidance,
+                   help="classifier-free guidance scale, a finite number above 1")
+    p.add_argument("--tile-size", type=int, default=SAMPLER.tile_size, help="frames per window (lower = less VRAM)")
+    p.add_argument("--tile-overlap", type=int, default=SAMPLER.tile_overlap)
+    p.add_argument("--seed", type=int, default=SAMPLER.seed)
     p.add_argument("--fps", type=float, default=None, help="frame rate of the mp4 (default: the driving video's)")
     p.add_argument("--decode-chunk-size", type=int, default=4)
     p.add_argument("--preset", choices=("pack", "official"), default="pack",
@@ -55,9 +60,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hjb-boxes", choices=("skeleton", "insightface", "official"), default=None,
                    help="HJB face boxes (pack: skeleton = the aligned face keypoints; insightface = detected on the "
                         "driving frames, moved with the alignment; official = face_mask_extraction.py's masks)")
-    p.add_argument("--hjb-iterations", type=int, default=3)
-    p.add_argument("--hjb-start", type=int, default=0)
-    p.add_argument("--hjb-end", type=int, default=20)
+    p.add_argument("--hjb-iterations", type=int, default=None, help="default: HJBSettings (official 3)")
+    p.add_argument("--hjb-start", type=int, default=None, help="default: HJBSettings (official 0)")
+    p.add_argument("--hjb-end", type=int, default=None, help="default: HJBSettings (official 20)")
     p.add_argument("--framing", choices=("stretch", "crop", "pad"), default="stretch",
                    help="fit the reference to the video's aspect: stretch (official: squashed), crop, or pad with "
                         "the border colour")
@@ -66,20 +71,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--first-frame-fix", action="store_true",
                    help="generate one extra frame on a copy of the first pose and drop it (SVD's blurry first "
                         "frame, official issue #94); the video keeps its length")
-    p.add_argument("--id-strength", type=float, default=1.0,
+    p.add_argument("--id-strength", type=float, default=OFFICIAL_TERM.strength,
                    help="weight of the ArcFace identity (the ID adapter's scale; official 1.0, 0 = off)")
-    p.add_argument("--id-start", type=float, default=0.0, help="identity from this fraction of the steps on")
-    p.add_argument("--id-end", type=float, default=1.0, help="identity up to this fraction of the steps")
-    p.add_argument("--pose-strength", type=float, default=1.0,
+    p.add_argument("--id-start", type=float, default=OFFICIAL_TERM.start_percent, help="identity from this fraction of the steps on")
+    p.add_argument("--id-end", type=float, default=OFFICIAL_TERM.end_percent, help="identity up to this fraction of the steps")
+    p.add_argument("--pose-strength", type=float, default=OFFICIAL_TERM.strength,
                    help="multiplier of PoseNet's features (official 1.0, 0 = off)")
-    p.add_argument("--pose-start", type=float, default=0.0, help="pose from this fraction of the steps on")
-    p.add_argument("--pose-end", type=float, default=1.0, help="pose up to this fraction of the steps")
+    p.add_argument("--pose-start", type=float, default=OFFICIAL_TERM.start_percent, help="pose from this fraction of the steps on")
+    p.add_argument("--pose-end", type=float, default=OFFICIAL_TERM.end_percent, help="pose up to this fraction of the steps")
     p.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
                    help="onnxruntime device for DWPose and ArcFace")
     p.add_argument("--parallel", choices=("auto", "windows", "cfg"), default="auto",
                    help="under torchrun (torchrun --nproc-per-node N -m stableanimator_core animate ...): divide "
                         "each step's windows, or the CFG halves too, among the processes (auto: whichever "
                         "balances better); the video is the single-process one")
+
+
+_OPTIONAL = ("max_frames", "fps", "device")  # None is a value here (all frames, the source fps, auto)
 
 
 def options_from_args(args: argparse.Namespace):
@@ -91,7 +99,9 @@ def options_from_args(args: argparse.Namespace):
 
     values = vars(args)
     choices = asdict(preset_choices(args.preset, values))
-    return AnimateOptions(**{k: v for k, v in {**values, **choices}.items() if k in AnimateOptions.__dataclass_fields__})
+    given = {k: v for k, v in {**values, **choices}.items() if k in AnimateOptions.__dataclass_fields__}
+    # an option left unset (None) takes the settings' default
+    return AnimateOptions(**{k: v for k, v in given.items() if v is not None or k in _OPTIONAL})
 
 
 def run(args: argparse.Namespace) -> int:

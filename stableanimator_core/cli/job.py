@@ -9,23 +9,25 @@ chunked decoding -> H.264 mp4.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
 from ..devices import default_device, resolve_decode_dtype, resolve_dtype
 from ..errors import InputError
+from ..hjb.settings import HJBSettings
 from ..loading.layout import ModelLayout
+from ..presets import PACK
+from ..sampling.controls import OFFICIAL as OFFICIAL_TERM
 from ..sampling.parallel import WorkSplit, broadcast_, broadcast_object, finish, rank_device, split_from_environment
+from ..settings import CONDITIONING, SAMPLER, ConditioningSettings, SamplerSettings
 
-if TYPE_CHECKING:
-    from ..hjb import HJBSettings
-    from ..sampling.controls import TermWindow
-    from ..sampling.sampler import SamplerSettings
+HJB_DEFAULTS = HJBSettings()
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +38,15 @@ class AnimateOptions:
     driving: Path
     out: Path
     models: Path = Path("models")
-    width: int = 512
-    height: int = 512
+    width: int = CONDITIONING.width
+    height: int = CONDITIONING.height
     max_frames: Optional[int] = None
     frame_stride: int = 1
-    steps: int = 25
-    guidance: float = 3.0
-    tile_size: int = 16
-    tile_overlap: int = 4
-    seed: int = 23123134
+    steps: int = SAMPLER.steps
+    guidance: float = SAMPLER.max_guidance
+    tile_size: int = SAMPLER.tile_size
+    tile_overlap: int = SAMPLER.tile_overlap
+    seed: int = SAMPLER.seed
     fps: Optional[float] = None  # of the written video; default: the driving video's
     decode_chunk_size: int = 4
     precision: str = "auto"
@@ -57,22 +59,22 @@ class AnimateOptions:
     arcface_channels: str = "training"
     no_face: str = "error"
     hjb: bool = False
-    hjb_mode: str = "memory_bounded"
+    hjb_mode: str = PACK.hjb_mode
     hjb_window: str = "tiled"
     hjb_boxes: str = "skeleton"
-    hjb_iterations: int = 3
-    hjb_start: int = 0
-    hjb_end: int = 20
+    hjb_iterations: int = HJB_DEFAULTS.num_iterations
+    hjb_start: int = HJB_DEFAULTS.start_step
+    hjb_end: int = HJB_DEFAULTS.end_step
     provider: str = "auto"
     framing: str = "stretch"  # stretch (official) | crop | pad
     crop_on: str = "center"  # center | person | face
-    first_frame_fix: bool = False
-    id_strength: float = 1.0
-    id_start: float = 0.0
-    id_end: float = 1.0
-    pose_strength: float = 1.0
-    pose_start: float = 0.0
-    pose_end: float = 1.0
+    first_frame_fix: bool = CONDITIONING.first_frame_fix
+    id_strength: float = OFFICIAL_TERM.strength
+    id_start: float = OFFICIAL_TERM.start_percent
+    id_end: float = OFFICIAL_TERM.end_percent
+    pose_strength: float = OFFICIAL_TERM.strength
+    pose_start: float = OFFICIAL_TERM.start_percent
+    pose_end: float = OFFICIAL_TERM.end_percent
     parallel: str = "auto"  # under torchrun: split windows, CFG halves, or whichever balances better
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -148,10 +150,9 @@ class AnimationPlan:
 
     width: int
     height: int
-    sampler: "SamplerSettings"
-    hjb: Optional["HJBSettings"]
-    identity_window: "TermWindow"
-    pose_window: "TermWindow"
+    sampler: SamplerSettings
+    hjb: Optional[HJBSettings]
+    conditioning: ConditioningSettings
     layout: ModelLayout
     expected_frames: Optional[int]
 
@@ -160,30 +161,24 @@ def plan_animation(opts: AnimateOptions, writes: bool = True) -> AnimationPlan:
     """Validate every setting and input that can be known before the work starts (no model is loaded here).
 
     ``writes``: this process writes the video (under torchrun only rank 0 probes the output)."""
-    from ..hjb import HJBSettings
     from ..io.video import check_frame_selection, check_writable, read_image
     from ..pipeline.conditioning import check_reference_image, round_to_64
     from ..pipeline.memory_estimate import warn_if_long
     from ..sampling.controls import TermWindow
-    from ..sampling.sampler import SamplerSettings
 
     width, height = round_to_64(opts.width, "width"), round_to_64(opts.height, "height")
     opts.width, opts.height = width, height  # every later stage (framing, HJB boxes) sees the rounded size
     check_frame_selection(opts.max_frames, opts.frame_stride)
     if opts.decode_chunk_size < 1:
         raise InputError(f"--decode-chunk-size must be at least 1, got {opts.decode_chunk_size}")
-    if opts.fps is not None and not (0 < opts.fps <= 240):
-        raise InputError(f"--fps must be in (0, 240], got {opts.fps}")
-    identity_window = TermWindow(opts.id_strength, opts.id_start, opts.id_end)
-    pose_window = TermWindow(opts.pose_strength, opts.pose_start, opts.pose_end)
+    if opts.fps is not None and not (math.isfinite(opts.fps) and 0 < opts.fps <= 240):
+        raise InputError(f"--fps must be a finite number in (0, 240], got {opts.fps}")
+    # the settings model checks every value where it is made (finite, in range), before any work
+    conditioning = ConditioningSettings(width, height, identity=TermWindow(opts.id_strength, opts.id_start, opts.id_end),
+                                        pose=TermWindow(opts.pose_strength, opts.pose_start, opts.pose_end),
+                                        first_frame_fix=opts.first_frame_fix)
     sampler = SamplerSettings(steps=opts.steps, min_guidance=opts.guidance, max_guidance=opts.guidance,
                               tile_size=opts.tile_size, tile_overlap=opts.tile_overlap, seed=opts.seed)
-    try:
-        for window, name in ((identity_window, "identity"), (pose_window, "pose")):
-            window.validate(name)
-        sampler.validate()
-    except ValueError as exc:
-        raise InputError(str(exc)) from exc
     hjb = None
     if opts.hjb:
         if opts.no_identity:
@@ -204,7 +199,7 @@ def plan_animation(opts: AnimateOptions, writes: bool = True) -> AnimationPlan:
     layout.require(_required_models(opts))
     if expected is not None and writes:
         warn_if_long(expected, width, height, hint="use --max-frames / --frame-stride for less")
-    return AnimationPlan(width, height, sampler, hjb, identity_window, pose_window, layout, expected)
+    return AnimationPlan(width, height, sampler, hjb, conditioning, layout, expected)
 
 
 def _probe_driving(opts: AnimateOptions) -> Optional[int]:
@@ -341,8 +336,7 @@ def _render(opts: AnimateOptions, loaded: Optional[JobModels] = None, split: Opt
 
     models = loaded.diffusion_models(opts)
     t = time.perf_counter()
-    cond_settings = P.ConditioningSettings(plan.width, plan.height, identity=plan.identity_window,
-                                           pose=plan.pose_window, first_frame_fix=opts.first_frame_fix)
+    cond_settings = plan.conditioning
     # skeletons are drawn one at a time and packed at the generation size
     cond = P.build_conditioning(models, reference, None if identity is None else identity.embedding,
                                 render_skeletons(poses), cond_settings, opts.seed)

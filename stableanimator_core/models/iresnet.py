@@ -11,7 +11,7 @@ Stage widths are fixed (64, 128, 256, 512) as in arcface_torch; only the block c
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import torch
 from torch import nn

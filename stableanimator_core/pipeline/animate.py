@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from . import conditioning as C
-from ..sampling.controls import OFFICIAL, TermWindow
 from ..errors import InputError
 from .decode import decode_latents
 from ..numerics import require_finite
@@ -26,21 +25,8 @@ from ..sampling.loop import StepHook
 from ..sampling.sampler import VAE_SCALE, SamplerCallbacks, SamplerModels, SamplerSettings, initial_noise, sample
 from ..loading.bundle import StableAnimatorModels
 from ..sampling.parallel import WorkSplit
+from ..settings import ConditioningSettings
 from ..sampling.windows import effective_tile_size
-
-
-@dataclass
-class ConditioningSettings:
-    width: int = 512
-    height: int = 512
-    fps: int = 7
-    motion_bucket_id: float = 127.0
-    noise_aug_strength: float = 0.02
-    identity: TermWindow = OFFICIAL
-    pose: TermWindow = OFFICIAL
-    # SVD's first frame is often blurry (official issue #94): generate one more frame on a copy of the first
-    # pose and drop it, so the video keeps its length
-    first_frame_fix: bool = False
 
 
 def reference_noise(seed: int, width: int, height: int) -> torch.Tensor:
@@ -112,9 +98,7 @@ def assemble_conditioning(clip: torch.Tensor, tokens: torch.Tensor, latent: torc
     """Skeleton frames (any size; resized to the generation size) + the encoded reference -> Conditioning.
 
     ``pose_frames`` may be a generator (the command line streams skeletons) or a ComfyUI IMAGE batch ``[F, H, W, 3]``;
-    frames are packed one at a time (see :func:`conditioning.pose_tensor`)."""
-    settings.identity.validate("identity")
-    settings.pose.validate("pose")
+    frames are packed one at a time (see :func:`conditioning.pose_tensor`). ``settings`` were checked when made."""
     frames = iter(pose_frames)
     first = next(frames, None)
     if first is None:

@@ -15,10 +15,15 @@ ComfyUI's KSampler through the native model, which knows the step from ``sample_
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Sequence
+from numbers import Real
+from typing import TYPE_CHECKING, Sequence
 
-import torch
+from ..errors import InputError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -28,10 +33,15 @@ class TermWindow:
     end_percent: float = 1.0
 
     def validate(self, name: str) -> None:
+        """Raises ``InputError`` (a ``ValueError``) naming the term; every value must be a finite number."""
+        values = (self.strength, self.start_percent, self.end_percent)
+        if any(isinstance(v, bool) or not isinstance(v, Real) or not math.isfinite(v) for v in values):
+            raise InputError(f"{name} strength and start/end percent must be finite numbers, got "
+                             f"{self.strength} / {self.start_percent} / {self.end_percent}")
         if not self.strength >= 0:
-            raise ValueError(f"{name} strength must be 0 or more, got {self.strength}")
+            raise InputError(f"{name} strength must be 0 or more, got {self.strength}")
         if not 0.0 <= self.start_percent <= self.end_percent <= 1.0:
-            raise ValueError(f"{name} start/end percent must satisfy 0 <= start <= end <= 1, got "
+            raise InputError(f"{name} start/end percent must satisfy 0 <= start <= end <= 1, got "
                              f"{self.start_percent} / {self.end_percent}")
 
     def active(self, step: int, steps: int) -> bool:
@@ -55,6 +65,8 @@ OFFICIAL = TermWindow()
 def step_of_sigma(sample_sigmas: Sequence[float] | torch.Tensor, sigma: float | torch.Tensor) -> tuple[int, int]:
     """(step index, number of steps) of ``sigma`` in a sampler's sigma list (``N + 1`` values ending in 0),
     for samplers that only pass the current sigma (ComfyUI's ``transformer_options["sample_sigmas"]``)."""
+    import torch  # here, so that the settings (and the CLI's --help) load without torch
+
     sigmas = torch.as_tensor(sample_sigmas, dtype=torch.float64).flatten()
     s = torch.as_tensor(sigma, dtype=torch.float64).flatten()[0]
     steps = max(1, sigmas.numel() - 1)

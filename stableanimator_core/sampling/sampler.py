@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from ..pipeline.conditioning import Conditioning
+from ..settings import SamplerSettings
 from .denoiser import COND, UNCOND, WindowedDenoiser, guidance_ramp
 from .loop import Step, StepHook, euler_loop
 from .parallel import WorkSplit
@@ -25,34 +26,8 @@ from .windows import WindowPlan, plan_windows
 
 log = logging.getLogger(__name__)
 
-log = logging.getLogger(__name__)
-
 LATENT_CHANNELS = 4
 VAE_SCALE = 8
-
-
-@dataclass
-class SamplerSettings:
-    steps: int = 25
-    min_guidance: float = 3.0
-    max_guidance: float = 3.0
-    tile_size: int = 16
-    tile_overlap: int = 4
-    seed: int = 23123134
-    batch_cfg: bool = True  # one batch-2 UNet call per window instead of two batch-1 calls
-    pose_cache_bytes: int = 2 << 30  # PoseNet features of all frames kept on device up to this size
-
-    def validate(self) -> None:
-        if self.steps < 1:
-            raise ValueError("steps must be at least 1")
-        if self.min_guidance <= 1.0 or self.max_guidance <= 1.0:
-            # official code: guidance <= 1 crashes (empty batch) or breaks the step; CFG is always on
-            raise ValueError("guidance must be greater than 1.0 (StableAnimator always uses classifier-free guidance)")
-        if self.tile_size < 1 or self.tile_overlap < 0:
-            raise ValueError("tile_size must be >= 1 and tile_overlap >= 0")
-        if self.tile_overlap >= self.tile_size > 1:
-            # clamping it silently multiplies the windows (100 frames, tile 16, overlap 16: 85 windows, not 8)
-            raise ValueError(f"tile_overlap ({self.tile_overlap}) must be below tile_size ({self.tile_size})")
 
 
 @dataclass(frozen=True)
@@ -72,8 +47,7 @@ class SamplingPlan:
 
 
 def plan_sampling(num_frames: int, settings: SamplerSettings) -> SamplingPlan:
-    """Validates ``settings`` and normalises the tiling for ``num_frames`` frames (the one place that does)."""
-    settings.validate()
+    """The tiling of ``settings`` normalised for ``num_frames`` frames (the one place that does)."""
     return SamplingPlan(settings.steps, plan_windows(num_frames, settings.tile_size, settings.tile_overlap))
 
 

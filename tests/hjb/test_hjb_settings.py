@@ -1,5 +1,6 @@
 """HJBSettings: official defaults, refined-step range, learning-rate schedule, validation."""
 
+import dataclasses
 import json
 
 import pytest
@@ -31,7 +32,7 @@ def test_learning_rates_equal_the_fixture_bit_for_bit(parity):
 def test_frozen_and_dtype_names():
     s = HJBSettings(mode="fast", fast_dtype="fp16", fast_margin=3)
     assert s.fast_dtype is torch.float16 and s.fast_margin == 3
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         s.eta = 0.2  # frozen
 
 

@@ -49,8 +49,8 @@ def test_identity_score_node_on_a_real_photo(pack, standalone_models):
     assert "2/3 frames with a face, 1 without" in summary
 
 
-def test_identity_score_needs_an_identity(pack, standalone_models):
+def test_identity_score_needs_an_identity(pack, standalone_models, errors):
     node = pack.nodes.NODE_CLASS_MAPPINGS["StableAnimatorIdentityScore"]()
     face = pack.nodes.handles.FaceIdentity(None, None, (8, 8))
-    with pytest.raises(Exception, match="mode to 'identity'"):
+    with pytest.raises(errors.InputError, match="mode to 'identity'"):
         node.score(torch.zeros(1, 8, 8, 3), face, "cpu")

@@ -26,7 +26,7 @@ def test_controls_default_to_the_official_conditioning(nodes, load_model, condit
     assert torch.equal(a, b)
 
 
-def test_strengths_and_ranges_reach_the_sampler(nodes, load_model, condition):
+def test_strengths_and_ranges_reach_the_sampler(nodes, load_model, condition, errors):
     model = load_model()
     base, latent = condition(model, frames=4)
     weak, _ = condition(model, frames=4, id_strength=0.0, pose_strength=0.5, pose_end_percent=0.5)
@@ -34,7 +34,7 @@ def test_strengths_and_ranges_reach_the_sampler(nodes, load_model, condition):
     a = nodes["StableAnimatorSampler"]().sample(model, base, latent, **SAMPLE)[0]["samples"]
     b = nodes["StableAnimatorSampler"]().sample(model, weak, latent, **SAMPLE)[0]["samples"]
     assert torch.isfinite(b).all() and not torch.allclose(a, b, atol=1e-4)
-    with pytest.raises(Exception, match="start <= end"):
+    with pytest.raises(errors.InputError, match="start <= end"):
         condition(model, frames=4, pose_start_percent=0.8, pose_end_percent=0.2)
 
 

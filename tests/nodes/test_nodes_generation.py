@@ -35,19 +35,19 @@ def test_size_not_multiple_of_64_is_rounded(caplog, load_model, condition):
     assert "not a multiple of 64" in caplog.text
 
 
-def test_latent_that_does_not_match_the_conditioning(nodes, load_model, condition):
+def test_latent_that_does_not_match_the_conditioning(nodes, load_model, condition, errors):
     model = load_model()
     cond, latent = condition(model, frames=3)
     wrong = {"samples": torch.zeros(4, 4, 16, 8)}
-    with pytest.raises(Exception, match="latent has shape .* needs \\(3, 4, 16, 8\\)"):
+    with pytest.raises(errors.InputError, match="latent has shape .* needs \\(3, 4, 16, 8\\)"):
         nodes["StableAnimatorSampler"]().sample(model, cond, wrong, 1, 1, 3.0, 16, 4)
 
 
-def test_hjb_without_face_masks_says_what_to_connect(nodes, load_model, condition):
+def test_hjb_without_face_masks_says_what_to_connect(nodes, load_model, condition, errors):
     model = load_model()
     cond, latent = condition(model, frames=2)
     hjb = nodes["StableAnimatorHJBSettings"]().build("Animation/glintr100_torch.pth", 1, 0, 0, 0.1, "faithful", 4)[0]
-    with pytest.raises(Exception, match="connect 'face_masks'"):
+    with pytest.raises(errors.InputError, match="connect 'face_masks'"):
         nodes["StableAnimatorSampler"]().sample(model, cond, latent, 1, 1, 3.0, 16, 4, hjb=hjb)
 
 

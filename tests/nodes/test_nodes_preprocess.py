@@ -55,12 +55,12 @@ def test_keypoints_redraw_to_the_same_skeletons(nodes, media):
     assert torch.equal(masks2, masks)
 
 
-def test_dwpose_missing_person_policy_error(nodes, media):
+def test_dwpose_missing_person_policy_error(nodes, media, errors):
     reference, _ = media
     dark = torch.zeros(3, 64, 64, 3)
-    with pytest.raises(Exception, match="frame 0"):
+    with pytest.raises(errors.NoPersonError, match="frame 0"):
         _dwpose(nodes, dark, reference, missing_person="error")
-    with pytest.raises(Exception, match="no person found in any"):
+    with pytest.raises(errors.NoPersonError, match="no person found in any"):
         _dwpose(nodes, dark, reference, missing_person="empty")
 
 
@@ -75,8 +75,8 @@ def test_face_embed_identity_and_no_identity(nodes, media):
     assert none.embedding is None and empty.sum() == 0
 
 
-def test_face_embed_without_a_face_says_so(nodes):
-    with pytest.raises(Exception, match="No face found in the reference image"):
+def test_face_embed_without_a_face_says_so(nodes, errors):
+    with pytest.raises(errors.NoFaceError, match="No face found in the reference image"):
         nodes["StableAnimatorFaceEmbed"]().embed(torch.zeros(1, 96, 96, 3), "identity", "cpu")
 
 

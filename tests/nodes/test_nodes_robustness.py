@@ -64,7 +64,7 @@ def test_interrupt_during_hjb_stops_within_one_iteration(nodes, bridge, monkeypa
     assert not any(p.grad is not None for p in hjb.face_net.parameters())
 
 
-def test_out_of_memory_during_sampling_names_the_knobs_and_releases(nodes, bridge, monkeypatch, load_model, condition):
+def test_out_of_memory_during_sampling_names_the_knobs_and_releases(nodes, bridge, monkeypatch, load_model, condition, errors):
     model = load_model()
     cond, latent = condition(model, frames=2)
     released = _spy_releases(monkeypatch, bridge)
@@ -73,7 +73,7 @@ def test_out_of_memory_during_sampling_names_the_knobs_and_releases(nodes, bridg
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
     monkeypatch.setattr(model.models.unet, "forward", oom)
-    with pytest.raises(Exception) as err:
+    with pytest.raises(errors.OutOfMemoryError) as err:
         nodes["StableAnimatorSampler"]().sample(model, cond, latent, 1, 2, 3.0, 16, 4)
     msg = str(err.value)
     assert type(err.value).__name__ == "OutOfMemoryError" and "Out of GPU memory during sampling" in msg
@@ -81,7 +81,7 @@ def test_out_of_memory_during_sampling_names_the_knobs_and_releases(nodes, bridg
     assert model.sampling in released
 
 
-def test_out_of_memory_during_decode_names_decode_chunk_size(nodes, bridge, monkeypatch, load_model):
+def test_out_of_memory_during_decode_names_decode_chunk_size(nodes, bridge, monkeypatch, load_model, errors):
     model = load_model()
     released = _spy_releases(monkeypatch, bridge)
 
@@ -89,18 +89,18 @@ def test_out_of_memory_during_decode_names_decode_chunk_size(nodes, bridge, monk
         raise torch.cuda.OutOfMemoryError("CUDA out of memory")
 
     monkeypatch.setattr(model.models.vae, "decode", oom)
-    with pytest.raises(Exception, match="during decoding.*decode_chunk_size"):
+    with pytest.raises(errors.OutOfMemoryError, match="during decoding.*decode_chunk_size"):
         nodes["StableAnimatorDecode"]().decode(model, {"samples": torch.zeros(2, 4, 16, 8)}, 4)
     assert model.vae in released
 
 
-def test_decode_rejects_a_foreign_latent(nodes, load_model):
+def test_decode_rejects_a_foreign_latent(nodes, load_model, errors):
     model = load_model()
-    with pytest.raises(Exception, match=r"latent \[frames, 4, h, w\]"):
+    with pytest.raises(errors.InputError, match=r"latent \[frames, 4, h, w\]"):
         nodes["StableAnimatorDecode"]().decode(model, {"samples": torch.zeros(1, 16, 2, 8, 8)}, 4)
 
 
-def test_out_of_memory_during_hjb_names_the_hjb_modes(nodes, bridge, monkeypatch, load_model, condition):
+def test_out_of_memory_during_hjb_names_the_hjb_modes(nodes, bridge, monkeypatch, load_model, condition, errors):
     model = load_model()
     cond, latent = condition(model, frames=2)
     hjb = nodes["StableAnimatorHJBSettings"]().build("Animation/glintr100_torch.pth", 2, 0, 1, 0.1, "faithful", 4)[0]
@@ -115,7 +115,7 @@ def test_out_of_memory_during_hjb_names_the_hjb_modes(nodes, bridge, monkeypatch
 
     hook = hjb.face_net.register_forward_pre_hook(face_oom)
     try:
-        with pytest.raises(Exception, match="during sampling with HJB.*'memory_bounded' / 'fast'"):
+        with pytest.raises(errors.OutOfMemoryError, match="during sampling with HJB.*'memory_bounded' / 'fast'"):
             nodes["StableAnimatorSampler"]().sample(model, cond, latent, 1, 2, 3.0, 16, 4, hjb=hjb, face_masks=masks)
     finally:
         hook.remove()

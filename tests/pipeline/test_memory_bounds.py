@@ -6,7 +6,6 @@ import logging
 
 import numpy as np
 import PIL.Image
-import pytest
 import torch
 
 from stableanimator_core.pipeline import conditioning as C

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 
 import numpy as np
 import onnx
@@ -23,10 +22,8 @@ def _io(model):
     return [(v.name, dims(v)) for v in g.input], [(v.name, dims(v)) for v in g.output]
 
 
-def test_builders_are_fast_small_and_valid():
-    start = time.perf_counter()
+def test_builders_are_small_and_valid():
     models = [mocks.build_yolox_mock(), mocks.build_dwpose_mock(), mocks.build_scrfd_mock(), mocks.build_glintr_mock()]
-    assert time.perf_counter() - start < 1.0
     sizes = [len(m.SerializeToString()) for m in models]
     assert max(sizes[:3]) < 20_000 and sizes[3] < 2_000_000
     for m in models:

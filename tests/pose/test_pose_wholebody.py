@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 import pytest
@@ -68,10 +67,7 @@ def test_rejects_non_uint8_rgb(dwpose):
 
 def test_astronaut_photo_through_the_full_path(dwpose):
     image = data.astronaut()  # public-domain NASA photo, 512x512 RGB
-    dwpose(image)  # warm-up: first run allocates
-    start = time.perf_counter()
     frame = dwpose(image)
-    elapsed = time.perf_counter() - start
     assert frame.detected and frame.num_people >= 1
     for part in (frame.body, frame.body_scores, frame.face, frame.hands):
         assert np.all(np.isfinite(part))
@@ -96,5 +92,3 @@ def test_astronaut_photo_through_the_full_path(dwpose):
     visible = frame.body_scores[0] > 0.3
     assert visible.sum() >= 10
     assert np.all((frame.body[0, visible] >= 0) & (frame.body[0, visible] <= 1))
-    assert elapsed < 2.0
-    print(f"astronaut: {frame.num_people} people, detection + pose {1000 * elapsed:.1f} ms")

@@ -2,7 +2,6 @@
 ComfyUI (tools/data/core_object_info.json); no ComfyUI needed."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
