@@ -88,7 +88,12 @@ def test_the_loop_reads_nothing_back_from_the_device(tiny_models, fixture_inputs
     with host_reads.counting():
         out = euler_loop(den, latents, schedule)
     assert progress == [0, 1] * 3  # 2 windows x 3 steps, all observed
-    assert host_reads == []
+    # The skeletons are stored packed on the host; what reaches the device is their upload to PoseNet: once for
+    # the video when the features are cached (one chunk here); per window when they are not (the trade that mode
+    # makes for device memory). Nothing is ever read back.
+    assert set(host_reads) <= {"aten.lift_fresh"}
+    if pose_cache_bytes:
+        assert host_reads == ["aten.lift_fresh"]
     assert torch.isfinite(out).all()
 
 
