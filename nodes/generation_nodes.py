@@ -265,7 +265,8 @@ class StableAnimatorSampler:
             if hjb is not None:
                 target_boxes, ref_box = refiner_stage
                 refiner = HJBStepHook.build(model.models.vae, hjb.face_net, conditioning.reference, ref_box,
-                                               target_boxes, hjb.settings, on_iteration=on_hjb)
+                                            target_boxes, hjb.settings, on_iteration=on_hjb,
+                                            check_cancel=bridge.check_interrupt)
             out = P.run_sampler(model.models, cond, settings, refiner, SamplerCallbacks(on_call, on_step),
                                 device=bridge.torch_device())
             if refiner is not None and refiner.losses:

@@ -156,7 +156,8 @@ class StableAnimatorHJBHook:
             if state["refiner"] is None:
                 state["refiner"] = HJBStepHook.build(stableanimator.models.vae, hjb.face_net, animation.reference,
                                                      ref_box, target_boxes, hjb.settings,
-                                                     on_iteration=lambda it, loss: bridge.check_interrupt())
+                                                     on_iteration=lambda it, loss: bridge.check_interrupt(),
+                                                     check_cancel=bridge.check_interrupt)
             try:
                 return state["refiner"].refine(x0, step, steps)
             except bridge.oom_types() as exc:

@@ -16,7 +16,7 @@ Checkpointing (``torch.utils.checkpoint``, non-reentrant):
 from __future__ import annotations
 
 import math
-from typing import Callable, Literal
+from typing import Callable, Literal, Optional
 
 import torch
 from torch import nn
@@ -29,9 +29,39 @@ def _ckpt(fn: Callable[..., torch.Tensor], *args: torch.Tensor, **kwargs: torch.
     return checkpoint(fn, *args, use_reentrant=False, **kwargs)
 
 
-def _run_mid_block(block: nn.Module, h: torch.Tensor, indicator: torch.Tensor, fine: bool) -> torch.Tensor:
+OnLayer = Optional[Callable[[], None]]
+
+
+class _Layers:
+    """Runs decoder layers one at a time, each checkpointed or not, with an optional ``on_layer()`` between them.
+
+    ``on_layer`` runs before every layer's forward (also when checkpointing recomputes it during backward) and,
+    through a gradient hook on the layer's output, when the backward pass reaches that layer; so no stretch of the
+    forward, the recomputation or the backward longer than one layer goes without a call.
+    """
+
+    def __init__(self, checkpointed: bool, on_layer: OnLayer):
+        self.checkpointed = checkpointed
+        self.on_layer = on_layer
+
+    def __call__(self, fn: Callable[..., torch.Tensor], h: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
+        if self.on_layer is None:
+            return _ckpt(fn, h, **kwargs) if self.checkpointed else fn(h, **kwargs)
+        out = _ckpt(self._checked, fn, h, **kwargs) if self.checkpointed else self._checked(fn, h, **kwargs)
+        if out.requires_grad:
+            out.register_hook(self._on_grad)
+        return out
+
+    def _checked(self, fn: Callable[..., torch.Tensor], h: torch.Tensor, **kwargs: torch.Tensor) -> torch.Tensor:
+        self.on_layer()
+        return fn(h, **kwargs)
+
+    def _on_grad(self, grad: torch.Tensor) -> None:
+        self.on_layer()  # returns None: the gradient is unchanged
+
+
+def _run_mid_block(block: nn.Module, h: torch.Tensor, indicator: torch.Tensor, call: _Layers) -> torch.Tensor:
     # MidBlockTemporalDecoder: resnet, then (attention, resnet) pairs
-    call = _ckpt if fine else (lambda f, *a, **k: f(*a, **k))
     h = call(block.resnets[0], h, image_only_indicator=indicator)
     for resnet, attn in zip(block.resnets[1:], block.attentions):
         h = call(attn, h)
@@ -39,8 +69,7 @@ def _run_mid_block(block: nn.Module, h: torch.Tensor, indicator: torch.Tensor, f
     return h
 
 
-def _run_up_block(block: nn.Module, h: torch.Tensor, indicator: torch.Tensor, fine: bool) -> torch.Tensor:
-    call = _ckpt if fine else (lambda f, *a, **k: f(*a, **k))
+def _run_up_block(block: nn.Module, h: torch.Tensor, indicator: torch.Tensor, call: _Layers) -> torch.Tensor:
     for resnet in block.resnets:
         h = call(resnet, h, image_only_indicator=indicator)
     for upsampler in block.upsamplers or ():
@@ -53,29 +82,27 @@ def _head(decoder: nn.Module, h: torch.Tensor) -> torch.Tensor:
 
 
 def decode_latents(
-    decoder: nn.Module, latents: torch.Tensor, num_frames: int, checkpointing: Checkpointing = "none"
+    decoder: nn.Module, latents: torch.Tensor, num_frames: int, checkpointing: Checkpointing = "none",
+    on_layer: OnLayer = None,
 ) -> torch.Tensor:
     """Decode ``[num_frames, C, h, w]`` VAE latents (already divided by the scaling factor) as ONE temporal chunk.
 
     Returns ``[num_frames, 3, 8h, 8w]`` in roughly [-1, 1]; differentiable with respect to ``latents``.
+    ``on_layer()``, if given, is called between the decoder's layers in the forward pass, in the recomputation
+    and in the backward pass (e.g. to raise on a user interrupt); it does not change the result.
     """
     if checkpointing not in ("none", "blocks", "layers"):
         raise ValueError(f"unknown checkpointing {checkpointing!r}")
     indicator = torch.zeros(1, num_frames, dtype=latents.dtype, device=latents.device)
+    layer = _Layers(checkpointed=checkpointing == "layers", on_layer=on_layer)
+    block = _Layers(checkpointed=checkpointing == "blocks", on_layer=on_layer)
     h = decoder.conv_in(latents)
     upscale_dtype = next(iter(decoder.up_blocks.parameters())).dtype
-    if checkpointing == "blocks":
-        h = _ckpt(decoder.mid_block, h, indicator)
-        h = h.to(upscale_dtype)
-        for up_block in decoder.up_blocks:
-            h = _ckpt(up_block, h, indicator)
-        h = _head(decoder, h)
-    else:
-        fine = checkpointing == "layers"
-        h = _run_mid_block(decoder.mid_block, h, indicator, fine).to(upscale_dtype)
-        for up_block in decoder.up_blocks:
-            h = _run_up_block(up_block, h, indicator, fine)
-        h = _ckpt(_head, decoder, h) if fine else _head(decoder, h)
+    # "blocks" checkpoints a whole block as the official code does; its layers run inside, one at a time.
+    h = block(lambda x: _run_mid_block(decoder.mid_block, x, indicator, layer), h).to(upscale_dtype)
+    for up_block in decoder.up_blocks:
+        h = block(lambda x, b=up_block: _run_up_block(b, x, indicator, layer), h)
+    h = layer(lambda x: _head(decoder, x), h)
     n, c, height, width = h.shape
     # time_conv_out mixes neighbouring frames of this chunk: [1, C, F, H, W]
     h = h.reshape(1, n, c, height, width).permute(0, 2, 1, 3, 4)

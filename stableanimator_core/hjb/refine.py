@@ -26,6 +26,7 @@ from .settings import HJBSettings
 logger = logging.getLogger(__name__)
 
 IterationCallback = Callable[[int, float], None]
+CancelCheck = Callable[[], None]
 
 
 def _autograd_ready(module: nn.Module) -> nn.Module:
@@ -51,6 +52,9 @@ class FaceRefiner:
         settings: iterations, mode and chunking (``HJBSettings``).
         on_iteration: ``f(iteration_index, loss)`` after every Adam step; it may raise (e.g. on user interrupt),
             and the exception propagates with nothing left behind.
+        check_cancel: ``f()`` called between the per-chunk decodes and between the decoder's layers in every
+            forward, recomputation and backward pass, so that a user interrupt (which ``f`` raises) is seen within
+            seconds even when one iteration takes minutes; the exception propagates with nothing left behind.
         recorder: optional dict; the first ``refine`` call's first iteration stores ``hjb_first_face_crops``
             ``[n, 3, 112, 112]`` and ``hjb_first_pred_face_embedding`` ``[n, D]`` (n = frames with a box).
         split: several processes sampling one video (``torchrun``) divide the decode chunks among them in the
@@ -72,8 +76,10 @@ class FaceRefiner:
         on_iteration: Optional[IterationCallback] = None,
         recorder: Optional[MutableMapping[str, torch.Tensor]] = None,
         split: Optional[WorkSplit] = None,
+        check_cancel: Optional[CancelCheck] = None,
     ):
         self.settings = settings
+        self.check_cancel = check_cancel
         self.decoder = _autograd_ready(vae.decoder)
         self.face_net = _autograd_ready(face_net)
         self.scaling_factor = float(vae.config.scaling_factor)
@@ -148,6 +154,10 @@ class FaceRefiner:
         for k in self.valid:
             check_box(self.boxes[k], height, width, f"face box of frame {k}")
 
+    def _cancel_point(self) -> None:
+        if self.check_cancel is not None:
+            self.check_cancel()
+
     def _chunks(self, num_frames: int) -> list[tuple[int, int]]:
         size = self.settings.decode_chunk_size
         return [(i, min(i + size, num_frames)) for i in range(0, num_frames, size)]
@@ -176,13 +186,17 @@ class FaceRefiner:
         # as inference_op.py --gradient_checkpointing does (same numbers, same memory profile).
         num_frames = z.shape[1]
         latents = z.flatten(0, 1) * (1.0 / self.scaling_factor)
-        decoded = [decode_latents(self.decoder, latents[a:b], b - a, "blocks") for a, b in self._chunks(num_frames)]
+        decoded = []
+        for a, b in self._chunks(num_frames):
+            self._cancel_point()
+            decoded.append(decode_latents(self.decoder, latents[a:b], b - a, "blocks", self.check_cancel))
         images = to_face_range(torch.cat(decoded))
         per_frame, crops, emb = self._frame_losses(images, self.valid, reference, (0, 0), 0, record)
         loss = per_frame.mean()
         if record:
             self._record([crops], [emb])
         loss.backward(inputs=[z])  # only x0's gradient; frozen or not, model weights get no .grad
+        self._cancel_point()
         return float(loss.detach())
 
     def _iteration_chunked(self, z: torch.Tensor, reference: torch.Tensor, record: bool) -> float:
@@ -203,12 +217,15 @@ class FaceRefiner:
                 rows, cols, origin = self._face_window(z.shape[-2:], [self.boxes[k] for k in frames])
             region = (0, slice(a, b), slice(None), rows, cols)
             leaf = z.detach()[region].clone().requires_grad_(True)
+            self._cancel_point()
             with self._autocast(enabled=fast, device=z.device):
-                decoded = decode_latents(self.decoder, leaf * (1.0 / self.scaling_factor), b - a, "layers")
+                decoded = decode_latents(self.decoder, leaf * (1.0 / self.scaling_factor), b - a, "layers",
+                                         self.check_cancel)
             images = to_face_range(decoded.float())
             per_frame, crops, emb = self._frame_losses(images, frames, reference, origin, a, record, autocast=fast)
             loss = per_frame.mean() * (len(frames) / len(self.valid))
             z.grad[region] += self._chunk_gradient(loss, leaf)
+            self._cancel_point()
             chunk_losses[ci] = float(loss.detach())
             if record:
                 crops_seen.append(crops.detach())

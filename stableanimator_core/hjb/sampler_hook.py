@@ -33,14 +33,16 @@ class HJBStepHook(StepHook):
               reference_box: FaceBox, target_boxes: Sequence[Optional[FaceBox]], settings: HJBSettings,
               on_iteration: Optional[Callable[[int, float], None]] = None,
               recorder: Optional[MutableMapping[str, torch.Tensor]] = None,
-              split: Optional[WorkSplit] = None) -> "HJBStepHook":
-        """``reference``: the reference image at its original size (uint8 or 0..1 float ``[H, W, 3]``)."""
+              split: Optional[WorkSplit] = None,
+              check_cancel: Optional[Callable[[], None]] = None) -> "HJBStepHook":
+        """``reference``: the reference image at its original size (uint8 or 0..1 float ``[H, W, 3]``);
+        ``check_cancel``: called between decoder layers inside every iteration, raises to stop (FaceRefiner)."""
         ref_embedding, ref_crop = reference_face_embedding(face_net, reference, reference_box)
         if recorder is not None:
             recorder["hjb_reference_face_crop_112"] = ref_crop.float().cpu()
             recorder["hjb_reference_face_embedding"] = ref_embedding.float().cpu()
         refiner = FaceRefiner(vae, face_net, ref_embedding, target_boxes, settings, on_iteration=on_iteration,
-                              recorder=recorder, split=split)
+                              recorder=recorder, split=split, check_cancel=check_cancel)
         return cls(refiner, settings)
 
     def refine_x0(self, step: Step) -> torch.Tensor:

@@ -231,3 +231,61 @@ def test_input_validation(models):
     outside = FaceRefiner(vae, net, ref, [(0, 200, 0, 10)] * 9, _settings(hjb))
     with pytest.raises(InputError, match="frame 0"):
         outside.refine(torch.zeros(1, 9, 4, 16, 8), 0.1)
+
+
+def _decoder_layers(vae) -> int:
+    """Layers decode_latents checks between: mid-block resnets and attentions, up-block resnets and upsamplers,
+    the output head."""
+    dec = vae.decoder
+    mid = len(dec.mid_block.resnets) + len(dec.mid_block.attentions)
+    return mid + sum(len(b.resnets) + len(b.upsamplers or ()) for b in dec.up_blocks) + 1
+
+
+@pytest.mark.parametrize("mode", ["faithful", "memory_bounded", "fast"])
+def test_check_cancel_runs_between_layers_and_changes_nothing(models, mode):
+    vae, net, ref, boxes, hjb = models
+    t, _ = _run("B_hjb_op_faithful")
+    x0 = _x0(t, 0)
+    settings = _settings(hjb, mode=mode, num_iterations=1)
+    plain, plain_losses = FaceRefiner(vae, net, ref, boxes, settings).refine(x0, 0.1)
+    calls = []
+    checked, checked_losses = FaceRefiner(vae, net, ref, boxes, settings,
+                                          check_cancel=lambda: calls.append(torch.is_grad_enabled())).refine(x0, 0.1)
+    assert torch.equal(plain, checked) and plain_losses == checked_losses
+    chunks = len([a for a in range(0, x0.shape[1], settings.decode_chunk_size)
+                  if any(a <= k < a + settings.decode_chunk_size for k, b in enumerate(boxes) if b is not None)])
+    # every layer checks in its forward and when backward reaches it (checkpointed ones again when recomputed)
+    assert len(calls) >= 2 * _decoder_layers(vae) * chunks, (len(calls), _decoder_layers(vae), chunks)
+
+
+@pytest.mark.parametrize("mode", ["faithful", "memory_bounded"])
+def test_check_cancel_stops_inside_the_forward_and_inside_the_backward(models, mode):
+    """An interrupt raised from check_cancel at any point of an iteration (first decode layer, the middle, the
+    backward pass's last layers) propagates at once: the iteration never finishes and nothing is left behind."""
+    vae, net, ref, boxes, hjb = models
+    t, _ = _run("B_hjb_op_faithful")
+    x0 = _x0(t, 0)
+    settings = _settings(hjb, mode=mode, num_iterations=1)
+    total = []
+    FaceRefiner(vae, net, ref, boxes, settings, check_cancel=lambda: total.append(1)).refine(x0, 0.1)
+
+    class Interrupted(Exception):
+        pass
+
+    for stop_at in (1, len(total) // 2, len(total) - 2):
+        seen, finished = [], []
+
+        def check():
+            seen.append(1)
+            if len(seen) == stop_at:
+                raise Interrupted(stop_at)
+
+        refiner = FaceRefiner(vae, net, ref, boxes, settings, check_cancel=check,
+                              on_iteration=lambda i, loss: finished.append(i))
+        with torch.no_grad():
+            with pytest.raises(Interrupted):
+                refiner.refine(x0, 0.1)
+            assert not torch.is_grad_enabled()
+        assert len(seen) == stop_at and not finished, (stop_at, len(seen), finished)
+        assert all(p.grad is None for p in list(vae.parameters()) + list(net.parameters()))
+        assert not x0.requires_grad and x0.grad is None
