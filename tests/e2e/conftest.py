@@ -5,10 +5,13 @@ Environment:
   COMFYUI_PYTHON       interpreter of ComfyUI's venv (default: the one running pytest); see scripts/setup_comfyui.sh
   COMFYUI_MODELS_DIR   optional models folder (the server's models/ links to it; default: an empty folder)
   COMFYUI_E2E_KEEP=1   keep the server's base directory (log, outputs) after the session
+  STABLEANIMATOR_REQUIRE_E2E=1   fail instead of skipping when ComfyUI or Chromium is missing (what .ci/run sets)
+  STABLEANIMATOR_E2E_ARTIFACTS   folder for screenshots, videos and the servers' logs
 """
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,6 +25,26 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 PACK_NAME = "ComfyUI-StableAnimator"
 SKIP_REASON = ("COMFYUI_DIR is not set: end-to-end tests need a ComfyUI checkout "
                "(set COMFYUI_DIR and COMFYUI_PYTHON; see scripts/setup_comfyui.sh)")
+SHARED_TARBALLS = sorted((REPO_ROOT.parent / "shared" / "comfyui").glob("ComfyUI-*.tar.gz"))
+
+
+def e2e_required() -> bool:
+    return os.environ.get("STABLEANIMATOR_REQUIRE_E2E", "") not in ("", "0")
+
+
+def skip_or_fail(reason: str) -> None:
+    """Skip with `reason`, or fail when STABLEANIMATOR_REQUIRE_E2E is set (CI must never pass on skips)."""
+    if e2e_required():
+        pytest.fail(f"{reason} (STABLEANIMATOR_REQUIRE_E2E is set, so this is a failure)", pytrace=False)
+    pytest.skip(reason)
+
+
+def keep_server_log(server: ComfyServer, name: str) -> None:
+    target = os.environ.get("STABLEANIMATOR_E2E_ARTIFACTS")
+    if target and server.base_dir is not None and server.log_path.is_file():
+        dest = Path(target) / "logs"
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(server.log_path, dest / f"{name}.log")
 
 _skipped_for_env: list[str] = []
 
@@ -32,7 +55,7 @@ def comfy_env() -> dict[str, Any]:
     For tests that start a server of their own: ComfyServer(**comfy_env, packs=...)."""
     comfyui_dir = os.environ.get("COMFYUI_DIR")
     if not comfyui_dir:
-        pytest.skip(SKIP_REASON)
+        skip_or_fail(SKIP_REASON)
     return {"comfyui_dir": comfyui_dir,
             "python": os.environ.get("COMFYUI_PYTHON") or None,
             "keep_base_dir": os.environ.get("COMFYUI_E2E_KEEP") == "1"}
@@ -51,6 +74,7 @@ def comfy_core_server(comfy_env: dict[str, Any]) -> Iterator[ComfyServer]:
     try:
         yield server
     finally:
+        keep_server_log(server, "comfyui_core_server")
         server.stop()
 
 
@@ -80,6 +104,7 @@ def pack_server(comfy_env: dict[str, Any], tiny_models_dir: Path) -> Iterator[Co
     try:
         yield server
     finally:
+        keep_server_log(server, "comfyui_pack_server")
         server.stop()
 
 
@@ -91,4 +116,8 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_terminal_summary(terminalreporter) -> None:
     if _skipped_for_env:
-        terminalreporter.write_line(f"e2e: {len(_skipped_for_env)} test(s) skipped: {SKIP_REASON}")
+        hint = (f" For example: tar -xzf {SHARED_TARBALLS[-1]} -C /tmp && bash scripts/setup_comfyui.sh "
+                f"/tmp/ComfyUI /tmp/comfy-venv, then COMFYUI_DIR=/tmp/ComfyUI COMFYUI_PYTHON=/tmp/comfy-venv/bin/python"
+                if SHARED_TARBALLS else "")
+        terminalreporter.write_line(f"e2e: {len(_skipped_for_env)} test(s) SKIPPED, nothing ran in ComfyUI: "
+                                    f"{SKIP_REASON}.{hint}", yellow=True, bold=True)

@@ -27,7 +27,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import PACK_NAME, REPO_ROOT
+from tests.e2e.comfy_server import ComfyServer, ComfyServerError
+from tests.e2e.conftest import PACK_NAME, REPO_ROOT, keep_server_log, skip_or_fail
+from tests.e2e.small_settings import small_overrides
 
 WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
 DWPOSE = "StableAnimatorDWPose"
@@ -180,13 +182,48 @@ def chromium_path(comfy_env, request) -> str:
         if capture is not None and reporter is not None:
             with capture.global_and_fixture_disabled():
                 reporter.write_line(f"\nbrowser test skipped: {reason}")
-        pytest.skip(reason)
+        skip_or_fail(reason)
     return path
 
 
+def _frontends() -> list[tuple[str, str | None]]:
+    """("bundled", None) (the comfyui-frontend-package ComfyUI's requirements pin), then each NAME=STATIC_FOLDER
+    of STABLEANIMATOR_E2E_FRONTENDS (separated by os.pathsep), served with --front-end-root."""
+    extra = [item.split("=", 1) for item in os.environ.get("STABLEANIMATOR_E2E_FRONTENDS", "").split(os.pathsep)
+             if "=" in item]
+    return [("bundled", None)] + [(name, root) for name, root in extra]
+
+
+FRONTENDS = dict(_frontends())
+
+
+@pytest.fixture(scope="module", params=list(FRONTENDS))
+def frontend(request) -> str:
+    return request.param
+
+
 @pytest.fixture(scope="module")
-def server(pack_server):
-    return pack_server
+def server(frontend, request, comfy_env, tiny_models_dir):
+    root = FRONTENDS[frontend]
+    if root is None:
+        yield request.getfixturevalue("pack_server")
+        return
+    if not (Path(root) / "index.html").is_file():
+        pytest.fail(f"front end {frontend}: no index.html in {root}", pytrace=False)
+    srv = ComfyServer(**comfy_env, packs={PACK_NAME: REPO_ROOT}, models_dir=tiny_models_dir,
+                      extra_args=["--disable-api-nodes", "--front-end-root", root])
+    try:
+        srv.start()
+        srv.require_pack(PACK_NAME)
+    except ComfyServerError as e:
+        srv.stop()
+        pytest.fail(str(e), pytrace=False)
+    srv.post_json("/settings", {"Comfy.TutorialCompleted": True})
+    try:
+        yield srv
+    finally:
+        keep_server_log(srv, f"comfyui_frontend_{frontend}")
+        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -199,16 +236,17 @@ def page(chromium_path, server):
                               && LiteGraph.registered_node_types[{json.dumps(DWPOSE)}]
                               && app.extensions.some(e => e.name === 'StableAnimator.frontend'))""",
                          timeout=180, what="ComfyUI's front end with the StableAnimator extension")
-        print(f"\nfront end ready in {time.monotonic() - t0:.1f} s")
+        browser.version = browser.js("window.__COMFYUI_FRONTEND_VERSION__ ?? null")
+        print(f"\nfront end {browser.version} ready in {time.monotonic() - t0:.1f} s")
         yield browser
     finally:
         browser.close()
 
 
 @pytest.fixture(scope="module")
-def artifacts(tmp_path_factory) -> Path:
+def artifacts(tmp_path_factory, frontend) -> Path:
     target = os.environ.get("STABLEANIMATOR_E2E_ARTIFACTS")
-    folder = Path(target) / "browser" if target else tmp_path_factory.mktemp("browser")
+    folder = Path(target) / "browser" / frontend if target else tmp_path_factory.mktemp(f"browser_{frontend}")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -441,3 +479,99 @@ def test_bundled_workflows_in_the_real_front_end(page, server, artifacts):
               and "stableanimator" in json.dumps(ev).lower()]
     assert not errors, page.console()
     print(f"browser test: {len(WORKFLOWS)} workflows in {time.monotonic() - t_start:.1f} s")
+
+
+# ------------------------------------------------------------------------------------------------ layout
+
+JS_LAYOUT = (Path(__file__).with_name("layout_check.js")).read_text()
+
+# Sets widget values (small sizes) and queues every node that can run here: its type is known to the server and so
+# is every node upstream of it (another pack's node that is not installed drops what depends on it).
+JS_RUN_RUNNABLE = """(async ([values, available]) => {
+    window.__saEvents = [];
+    if (!window.__saListening) {
+        window.__saListening = true;
+        for (const type of ['executed', 'execution_error', 'execution_success'])
+            window.comfyAPI.api.api.addEventListener(type, e => window.__saEvents.push({ type, detail: e.detail }));
+    }
+    for (const [id, inputs] of Object.entries(values)) {
+        const node = app.graph.getNodeById(Number(id));
+        for (const [name, value] of Object.entries(inputs)) {
+            const w = node?.widgets?.find(w => w.name === name);
+            if (!w) throw new Error(`node ${id} has no widget ${name}`);
+            w.value = value;
+        }
+    }
+    const { output, workflow } = await app.graphToPrompt();
+    const ok = new Map(), known = new Set(available);
+    const runnable = (id) => {
+        if (ok.has(id)) return ok.get(id);
+        ok.set(id, false);  // cycles cannot be runnable
+        const node = output[id];
+        const result = !!node && known.has(node.class_type) && Object.values(node.inputs).every(v =>
+            !(Array.isArray(v) && v.length === 2 && typeof v[0] === 'string') || runnable(v[0]));
+        ok.set(id, result);
+        return result;
+    };
+    const prompt = Object.fromEntries(Object.keys(output).filter(runnable).map(id => [id, output[id]]));
+    const res = await window.comfyAPI.api.api.queuePrompt(0, { output: prompt, workflow });
+    return { prompt_id: res.prompt_id, nodes: Object.keys(prompt).sort() }; })"""
+
+# What can still change the layout: node boxes, DOM widget rectangles, and videos still loading.
+JS_LAYOUT_SIGNATURE = """(() => JSON.stringify([
+    app.graph.nodes.map(n => [n.id, Array.from(n.pos), Array.from(n.size)]),
+    Array.from(document.querySelectorAll('video')).map(v => v.readyState >= 1 || !!v.error),
+    Array.from(document.querySelectorAll('.dom-widget, .comfy-dom-widget, .stableanimator-pose-preview'))
+        .map(e => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height].map(Math.round); })]))()"""
+
+
+def _settle(page: Chromium, timeout: float = 20.0) -> None:
+    """Redraw until the layout stops changing (videos loaded, previews grown) for a second."""
+    deadline, last, stable = time.monotonic() + timeout, None, 0
+    while time.monotonic() < deadline and stable < 3:
+        page.js(JS_VISIBLE_AFTER_FIT)
+        time.sleep(0.4)
+        now = page.js(JS_LAYOUT_SIGNATURE)
+        stable = stable + 1 if now == last else 0
+        last = now
+    assert stable >= 3 or '"false"' not in (last or ""), f"the layout kept changing for {timeout:.0f} s"
+
+
+def _check_layout(page: Chromium, shot: Path) -> dict[str, Any]:
+    _settle(page)
+    report = page.js(JS_LAYOUT)
+    page.screenshot(shot)
+    print(f"screenshot {shot}")
+    return report
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=[p.stem for p in WORKFLOWS])
+def test_layout_has_no_overlaps_at_load_and_after_a_run(page, server, artifacts, path):
+    """From the graph's own geometry: no two nodes overlap and no socket or widget (DOM widgets such as the video
+    players and the pose preview included) is covered, right after loading and again after running the workflow
+    (what can run here: the tiny models at small sizes), when the outputs have grown their nodes."""
+    workflow = json.loads(path.read_text())
+    page.js(f"app.loadGraphData({json.dumps(workflow)}).then(() => new Promise(r => setTimeout(r, 500)))")
+    if page.js(JS_MISSING_DIALOG) is not None:
+        page.js(JS_CLOSE_DIALOGS)
+    loaded = _check_layout(page, artifacts / f"{path.stem}_layout_loaded.png")
+    assert not loaded["problems"], f"{path.name} at load ({page.version}):\n" + "\n".join(loaded["problems"])
+
+    values = {str(k): v for k, v in small_overrides(workflow).items()}
+    queued = page.js(f"({JS_RUN_RUNNABLE})({json.dumps([values, sorted(server.object_info())])})")
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        kinds = {e["type"]: e for e in _events(page, queued["prompt_id"])}
+        if "execution_error" in kinds:
+            d = kinds["execution_error"]["detail"]
+            raise BrowserError(f"{path.name}: node {d.get('node_id')} ({d.get('node_type')}) raised "
+                               f"{d.get('exception_type')}: {d.get('exception_message')}")
+        if "execution_success" in kinds:
+            break
+        time.sleep(0.5)
+    else:
+        raise BrowserError(f"{path.name}: the run did not finish within 600 s")
+    executed = {str(e["detail"].get("node")) for e in _events(page, queued["prompt_id"]) if e["type"] == "executed"}
+    assert executed, f"{path.name}: no node reported an output"
+    after = _check_layout(page, artifacts / f"{path.stem}_layout_after_run.png")
+    assert not after["problems"], f"{path.name} after a run ({page.version}):\n" + "\n".join(after["problems"])

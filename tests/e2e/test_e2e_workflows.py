@@ -17,6 +17,7 @@ import av
 import pytest
 
 from tests.e2e.conftest import REPO_ROOT
+from tests.e2e.small_settings import small_overrides
 
 WORKFLOWS = REPO_ROOT / "workflows"
 TIMES: dict[str, float] = {}
@@ -38,15 +39,7 @@ def _ids(workflow: dict[str, Any], node_type: str) -> list[int]:
 
 
 def _small(workflow: dict[str, Any], **sampler: Any) -> dict[int, dict[str, Any]]:
-    """Small sizes and few steps so the tiny models run in seconds on a CPU."""
-    overrides: dict[int, dict[str, Any]] = {}
-    for nid in _ids(workflow, "StableAnimatorConditioning"):
-        overrides[nid] = {"width": 64, "height": 128}
-    for nid in _ids(workflow, "StableAnimatorSampler"):
-        overrides[nid] = {"steps": 2, "tile_size": 8, "tile_overlap": 2, **sampler}
-    for nid in _ids(workflow, "StableAnimatorHJBSettings"):
-        overrides[nid] = {"iterations": 1, "end_step": 0}
-    return overrides
+    return small_overrides(workflow, StableAnimatorSampler=sampler)
 
 
 def _keep(paths: list[Path], run: str) -> None:

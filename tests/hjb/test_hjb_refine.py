@@ -242,9 +242,9 @@ def _decoder_layers(vae) -> int:
 
 
 @pytest.mark.parametrize("mode", ["faithful", "memory_bounded", "fast"])
-def test_check_cancel_runs_between_layers_and_changes_nothing(models, mode):
+def test_check_cancel_runs_between_layers_and_changes_nothing(models, mode, parity):
     vae, net, ref, boxes, hjb = models
-    t, _ = _run("B_hjb_op_faithful")
+    t, _ = _run(parity, "B_hjb_op_faithful")
     x0 = _x0(t, 0)
     settings = _settings(hjb, mode=mode, num_iterations=1)
     plain, plain_losses = FaceRefiner(vae, net, ref, boxes, settings).refine(x0, 0.1)
@@ -259,11 +259,11 @@ def test_check_cancel_runs_between_layers_and_changes_nothing(models, mode):
 
 
 @pytest.mark.parametrize("mode", ["faithful", "memory_bounded"])
-def test_check_cancel_stops_inside_the_forward_and_inside_the_backward(models, mode):
+def test_check_cancel_stops_inside_the_forward_and_inside_the_backward(models, mode, parity):
     """An interrupt raised from check_cancel at any point of an iteration (first decode layer, the middle, the
     backward pass's last layers) propagates at once: the iteration never finishes and nothing is left behind."""
     vae, net, ref, boxes, hjb = models
-    t, _ = _run("B_hjb_op_faithful")
+    t, _ = _run(parity, "B_hjb_op_faithful")
     x0 = _x0(t, 0)
     settings = _settings(hjb, mode=mode, num_iterations=1)
     total = []
