@@ -22,10 +22,10 @@ _log = logging.getLogger("StableAnimator")
 
 
 def _offer_example_inputs() -> None:
-    """Copy ``workflows/inputs/*`` into ComfyUI's input folder when missing, so the bundled workflows run as loaded."""
+    """Copy ``example_workflows/inputs/*`` into ComfyUI's input folder when missing, so the bundled workflows run as loaded."""
     if not _bridge.IN_COMFYUI:
         return
-    source = Path(__file__).parent / "workflows" / "inputs"
+    source = Path(__file__).parent / "example_workflows" / "inputs"
     target = _bridge.input_directory()
     for item in sorted(source.glob("*")) if source.is_dir() else []:
         dest = target / item.name

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-INPUTS = REPO / "workflows" / "inputs"
+INPUTS = REPO / "example_workflows" / "inputs"
 
 
 def _example_frames(size: int):

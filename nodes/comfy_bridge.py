@@ -104,6 +104,7 @@ def resolve_file(folder: str, name: str, what: str) -> Path:
     """Full path of a file chosen in a combo, confined to the folder's roots; the error names the file, the
     folders searched and the source."""
     from ..stableanimator_core.errors import CheckpointError
+    from ..stableanimator_core.loading.layout import download_command
     from ..stableanimator_core.loading.model_folders import find_in_folders
 
     roots = folder_roots(folder)
@@ -113,7 +114,7 @@ def resolve_file(folder: str, name: str, what: str) -> Path:
     raise CheckpointError(
         f"{what} file '{name}' not found in {', '.join(str(r) for r in roots)}. Download the StableAnimator weights "
         f"(https://huggingface.co/FrancisRing/StableAnimator) into {models_dir() / STABLEANIMATOR_FOLDER} "
-        f"or run `python -m stableanimator_core download --models {models_dir()}`."
+        f"or run `{download_command(models_dir())}`."
     )
 
 

@@ -50,3 +50,31 @@ class StableAnimatorIdentityScore:
 
 NODE_CLASS_MAPPINGS = {"StableAnimatorIdentityScore": StableAnimatorIdentityScore}
 NODE_DISPLAY_NAME_MAPPINGS = {"StableAnimatorIdentityScore": "StableAnimator Identity Score (CSIM)"}
+
+
+class StableAnimatorFrameRate:
+    DESCRIPTION = ("Multiplies a frame rate, e.g. the driving video's fps by the factor of a frame interpolation "
+                   "(RIFE/FILM x2), so that the saved video keeps the driving video's duration and speed.")
+    CATEGORY = "StableAnimator/utils"
+    FUNCTION = "scale"
+    RETURN_TYPES = ("FLOAT",)
+    RETURN_NAMES = ("fps",)
+    OUTPUT_TOOLTIPS = ("fps x multiplier, for CreateVideo's fps.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "fps": ("FLOAT", {"forceInput": True, "tooltip": "A frame rate, e.g. the fps output of Get Video "
+                                                             "Components on the driving video."}),
+            "multiplier": ("FLOAT", {"default": 2.0, "min": 0.01, "max": 64.0, "step": 0.5,
+                                     "tooltip": "Frames per original frame after interpolation (RIFE multiplier)."}),
+        }}
+
+    def scale(self, fps, multiplier):
+        if not fps > 0:
+            raise InputError(f"the frame rate must be positive, got {fps!r}: connect a video's fps")
+        return (float(fps) * float(multiplier),)
+
+
+NODE_CLASS_MAPPINGS["StableAnimatorFrameRate"] = StableAnimatorFrameRate
+NODE_DISPLAY_NAME_MAPPINGS["StableAnimatorFrameRate"] = "StableAnimator Frame Rate x"

@@ -1,4 +1,4 @@
-"""Regenerates workflows/inputs/ (run from the repository root: python -m scripts.make_example_inputs): the bundled reference photo and driving clip used by the example workflows.
+"""Regenerates example_workflows/inputs/ (run from the repository root: python -m scripts.make_example_inputs): the bundled reference photo and driving clip used by the example workflows.
 
 Both come from scikit-image's astronaut photo (Eileen Collins, NASA, public domain). The driving clip is the
 same photo moved by a small smooth affine motion (no real human video ships in any installable package).
@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-OUT = Path(__file__).resolve().parents[1] / "workflows" / "inputs"
+OUT = Path(__file__).resolve().parents[1] / "example_workflows" / "inputs"
 
 
 def main() -> None:

@@ -38,3 +38,10 @@ def test_main_job_command_is_valid():
     assert parsed.command == "animate" and parsed.models == Path(shlex.split(make_tiny)[-1])
     assert (REPO / parsed.reference).is_file() and (REPO / parsed.driving).is_file()
     assert parsed.width % 64 == 0 and parsed.height % 64 == 0
+
+
+def test_install_clones_the_repository_named_in_pyproject():
+    import tomllib
+
+    url = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
+    assert f"git clone {url} ComfyUI-StableAnimator" in (REPO / "README.md").read_text()

@@ -14,7 +14,7 @@ from stableanimator_core.errors import InputError
 from stableanimator_core.sampling.controls import TermWindow
 from stableanimator_core.settings import CONDITIONING, OFFICIAL_SEED, SAMPLER, ConditioningSettings, SamplerSettings
 
-INPUTS = Path(__file__).resolve().parents[1] / "workflows" / "inputs"
+INPUTS = Path(__file__).resolve().parents[1] / "example_workflows" / "inputs"
 NON_FINITE = [math.nan, math.inf, -math.inf]
 
 

@@ -24,8 +24,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+DESCRIPTION = """StableAnimator without ComfyUI: animate a reference photo with the poses of a driving video, keeping
+the person's identity. Each command has its own help: python -m stableanimator_core COMMAND --help"""
+EXAMPLES = """examples:
+  download the released weights (several GB) into ComfyUI's models folder:
+    python -m stableanimator_core download --models ComfyUI/models
+  animate (add --hjb for the face identity optimisation; a GPU is strongly advised at 512x512):
+    python -m stableanimator_core animate --models ComfyUI/models --reference photo.png --driving dance.mp4 \\
+        --out animation.mp4
+  check the pose alignment first (skeleton frames as PNGs):
+    python -m stableanimator_core pose --reference photo.png --driving dance.mp4 --out poses/ \\
+        --detector ComfyUI/models/stableanimator/DWPose/yolox_l.onnx \\
+        --estimator ComfyUI/models/stableanimator/DWPose/dw-ll_ucoco_384.onnx
+
+Models layout, workflows and troubleshooting: see the README."""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m stableanimator_core", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m stableanimator_core", description=DESCRIPTION, epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (module_name, help_text) in COMMANDS.items():

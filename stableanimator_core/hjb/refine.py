@@ -35,7 +35,7 @@ def _autograd_ready(module: nn.Module) -> nn.Module:
     tensors = list(module.parameters()) + list(module.buffers())
     if not any(t.is_inference() for t in tensors):
         return module
-    logger.info("HJB: %s was loaded under inference mode; using a gradient-capable copy", type(module).__name__)
+    logger.debug("HJB: %s was loaded under inference mode; using a gradient-capable copy", type(module).__name__)
     with torch.inference_mode(False):
         return copy.deepcopy(module)  # deepcopy clones every tensor, and a clone made here is a normal tensor
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import warnings
 from typing import Any, Optional
 
 import numpy as np
@@ -106,7 +107,12 @@ class AntelopeV2:
 
     def faces(self, image_bgr: np.ndarray, det_size: int = DEFAULT_DET_SIZE) -> list[Any]:
         self.set_det_size(det_size)
-        return list(self.app.get(image_bgr))
+        # insightface's ArcFace alignment calls scikit-image's SimilarityTransform.estimate, which scikit-image
+        # >= 0.26 deprecates with a FutureWarning on every face: nothing a user can act on, so it is not shown.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning, module=r"(insightface|skimage)(\.|$)")
+            warnings.filterwarnings("ignore", category=FutureWarning, message=r".*estimate.*")
+            return list(self.app.get(image_bgr))
 
     def embed_aligned(self, face_crop: np.ndarray) -> np.ndarray:
         """Raw glintr100 embedding (512,) of an already aligned face crop (any square size: insightface resizes it

@@ -38,7 +38,11 @@ _BENIGN_EXTRA_KEYS = ("vision_model.embeddings.position_ids",)
 
 def _hint(kind: str) -> str:
     where = WHERE_TO_GET.get(kind)
-    return f" Get it from {where}; `python -m stableanimator_core download` fetches all weights." if where else ""
+    if not where:
+        return ""
+    from .layout import download_command
+
+    return f" Get it from {where}; `{download_command()}` fetches all weights."
 
 
 def load_state_dict(path: str | os.PathLike, kind: str = "") -> dict[str, torch.Tensor]:

@@ -19,6 +19,24 @@ from typing import Iterable, Optional
 
 from ..errors import CheckpointError
 
+PACK_ROOT = Path(__file__).resolve().parents[2]
+DOWNLOAD_SCRIPT = "download_models.py"
+
+
+def default_models_dir(pack_root: Path = PACK_ROOT) -> Path:
+    """ComfyUI's models folder when the pack sits in ComfyUI/custom_nodes/, else ``./models``."""
+    if pack_root.parent.name == "custom_nodes":
+        return pack_root.parent.parent / "models"
+    return Path("models")
+
+
+def download_command(models: Optional[str | os.PathLike] = None) -> str:
+    """The command that downloads the weights, runnable from any folder (the script's absolute path)."""
+    import shlex
+
+    cmd = f"python {shlex.quote(str(PACK_ROOT / DOWNLOAD_SCRIPT))}"
+    return cmd + (f" --models {shlex.quote(str(models))}" if models is not None else "")
+
 STABLEANIMATOR_FOLDER = "stableanimator"
 INSIGHTFACE_FOLDER = "insightface"
 SVD_FOLDER_CANDIDATES = (
@@ -91,7 +109,7 @@ class ModelLayout:
         if missing:
             raise CheckpointError(
                 "StableAnimator weights are missing:\n  " + "\n  ".join(missing)
-                + "\nRun `python -m stableanimator_core download --models <ComfyUI>/models` or download "
+                + f"\nRun `{download_command(self.insightface_root.parent)}` or download "
                   "https://huggingface.co/FrancisRing/StableAnimator into <ComfyUI>/models/stableanimator/ "
                   "(see the README, section Models)."
             )

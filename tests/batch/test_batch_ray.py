@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("ray", reason="Ray is the batch command's optional dependency (requirements-cluster.txt)")
 
 REPO = Path(__file__).resolve().parents[2]
-INPUTS = REPO / "workflows" / "inputs"
+INPUTS = REPO / "example_workflows" / "inputs"
 SMALL = {"width": 64, "height": 64, "max-frames": 3, "steps": 1, "tile-size": 3, "tile-overlap": 1,
          "precision": "fp32"}
 

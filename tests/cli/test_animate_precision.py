@@ -22,8 +22,8 @@ BOUNDS = {"fp16": 5e-3, "bf16": 4e-2}
 
 
 def _render(models_dir, width: int, height: int, precision: str) -> torch.Tensor:
-    opts = AnimateOptions(reference=REPO / "workflows/inputs/stableanimator_reference.png",
-                          driving=REPO / "workflows/inputs/stableanimator_driving.mp4", out=REPO / "unused.mp4",
+    opts = AnimateOptions(reference=REPO / "example_workflows/inputs/stableanimator_reference.png",
+                          driving=REPO / "example_workflows/inputs/stableanimator_driving.mp4", out=REPO / "unused.mp4",
                           models=models_dir, width=width, height=height, steps=1, max_frames=2, tile_size=2,
                           tile_overlap=1, precision=precision, device="cpu")
     frames, _fps = render_animation(opts)
@@ -78,8 +78,8 @@ def test_a_non_finite_decode_stops_the_streamed_video_and_leaves_no_file(tiny_mo
 
     monkeypatch.setattr(AutoencoderKLTemporalDecoder, "decode", overflowing)
     out = tmp_path / "video.mp4"
-    opts = AnimateOptions(reference=REPO / "workflows/inputs/stableanimator_reference.png",
-                          driving=REPO / "workflows/inputs/stableanimator_driving.mp4", out=out,
+    opts = AnimateOptions(reference=REPO / "example_workflows/inputs/stableanimator_reference.png",
+                          driving=REPO / "example_workflows/inputs/stableanimator_driving.mp4", out=out,
                           models=tiny_models_dir, width=64, height=64, steps=1, max_frames=2, tile_size=2,
                           tile_overlap=1, precision="fp32", device="cpu")
     with pytest.raises(NonFiniteError, match="VAE decoding produced"):

@@ -10,7 +10,7 @@ import pytest
 from stableanimator_core.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-INPUTS = REPO / "workflows" / "inputs"
+INPUTS = REPO / "example_workflows" / "inputs"
 
 
 def _decode(path: Path):
@@ -47,7 +47,7 @@ def test_animate_missing_models_is_a_clear_error(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "weights are missing" in err and str(tmp_path / "stableanimator" / "Animation" / "unet.pth") in err
-    assert "stableanimator_core download" in err
+    assert f"python {REPO / 'download_models.py'} --models {tmp_path}" in err  # runnable from any folder
 
 
 def _parse(*extra):

@@ -16,7 +16,7 @@ from stableanimator_core.cli import main
 from stableanimator_core.io.video import write_mp4
 
 REPO = Path(__file__).resolve().parents[2]
-INPUTS = REPO / "workflows" / "inputs"
+INPUTS = REPO / "example_workflows" / "inputs"
 REFERENCE = INPUTS / "stableanimator_reference.png"
 DRIVING = INPUTS / "stableanimator_driving.mp4"
 

@@ -15,7 +15,7 @@ import torch
 from stableanimator_core.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-INPUTS = REPO / "workflows" / "inputs"
+INPUTS = REPO / "example_workflows" / "inputs"
 
 
 def _frames(path: Path) -> np.ndarray:

@@ -31,7 +31,7 @@ from tests.e2e.comfy_server import ComfyServer, ComfyServerError
 from tests.e2e.conftest import PACK_NAME, REPO_ROOT, keep_server_log, skip_or_fail
 from tests.e2e.small_settings import small_overrides
 
-WORKFLOWS = sorted((REPO_ROOT / "workflows").glob("*.json"))
+WORKFLOWS = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
 DWPOSE = "StableAnimatorDWPose"
 SOCKET_COLOURS = {"STABLEANIMATOR_MODEL", "STABLEANIMATOR_CLIP", "STABLEANIMATOR_FACE", "STABLEANIMATOR_COND",
                   "STABLEANIMATOR_HJB"}
@@ -384,17 +384,18 @@ def test_bundled_workflows_in_the_real_front_end(page, server, artifacts):
         else:
             assert listed is None, f"{path.name}: missing-nodes dialog lists {listed}"
 
-        nodes = {n["id"]: n for n in page.js(JS_NODES)}
-        visible = set(page.js(JS_VISIBLE_AFTER_FIT))
+        # ids as strings: front ends from 1.5x keep node ids as strings, 1.27 as numbers
+        nodes = {str(n["id"]): n for n in page.js(JS_NODES)}
+        visible = {str(i) for i in page.js(JS_VISIBLE_AFTER_FIT)}
         pack_nodes = [n for n in workflow["nodes"] if n["type"] in ours]
         assert pack_nodes, path.name
         for wn in pack_nodes:
-            live = nodes.get(wn["id"])
+            live = nodes.get(str(wn["id"]))
             assert live, f"{path.name}: node {wn['id']} ({wn['type']}) not in app.graph"
             assert live["type"] == wn["type"] == live["comfyClass"] and live["registered"], live
             assert not live["has_errors"], f"{path.name}: node {wn['id']} ({wn['type']}) is in the missing state"
             assert len(live["size"]) == 2 and min(live["size"]) > 0 and len(live["pos"]) == 2, live
-            assert wn["id"] in visible, f"{path.name}: node {wn['id']} ({wn['type']}) was not drawn"
+            assert str(wn["id"]) in visible, f"{path.name}: node {wn['id']} ({wn['type']}) was not drawn"
 
         # Run just the DWPose node; the preview appears on it and animates.
         assert page.js("document.querySelectorAll('.stableanimator-pose-preview, .stableanimator-node-text').length") \

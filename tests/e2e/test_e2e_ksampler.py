@@ -18,7 +18,7 @@ import torch
 from tests.e2e.conftest import REPO_ROOT
 from tools.workflow_tools import convert_ui_to_api
 
-WORKFLOWS = REPO_ROOT / "workflows"
+WORKFLOWS = REPO_ROOT / "example_workflows"
 SMALL = {"width": 64, "height": 128}
 WINDOWS = {"tile_size": 8, "tile_overlap": 2}  # 16 frames -> 3 windows
 MEASURED: dict[str, Any] = {}
@@ -80,8 +80,8 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def test_ksampler_workflow_gives_the_basic_workflows_video(server, tiny_vae):
-    basic = server.run_prompt(_prompt(server, "stableanimator_basic.json"), timeout=900).raise_for_status()
-    core = server.run_prompt(_prompt(server, "stableanimator_ksampler.json"), timeout=900).raise_for_status()
+    basic = server.run_prompt(_prompt(server, "StableAnimator 1 - basic animation.json"), timeout=900).raise_for_status()
+    core = server.run_prompt(_prompt(server, "StableAnimator 5 - core KSampler.json"), timeout=900).raise_for_status()
     a, b = _latent(core), _latent(basic)
     assert a.shape == b.shape == (16, 4, 16, 8)
     assert torch.isfinite(a).all() and b.abs().max() > 0
@@ -95,7 +95,7 @@ def test_ksampler_workflow_gives_the_basic_workflows_video(server, tiny_vae):
 def _custom_sampler_prompt(server, sampler: str, scheduler: str, steps: int = 3,
                            patches: tuple[tuple[str, dict], ...] = ()) -> dict[str, Any]:
     """The KSampler workflow with SamplerCustom: any sampler, a core scheduler or AYS (SVD), optional patches."""
-    prompt = _prompt(server, "stableanimator_ksampler.json", steps)
+    prompt = _prompt(server, "StableAnimator 5 - core KSampler.json", steps)
     ks_id = _ids(prompt, "KSampler")[0]
     ks = prompt.pop(ks_id)["inputs"]
     model = ks["model"]
@@ -156,7 +156,7 @@ def test_video_linear_cfg_guidance_is_the_official_guidance_ramp(server, tiny_va
     prompt = _custom_sampler_prompt(server, "euler", "karras", steps=2,
                                     patches=(("VideoLinearCFGGuidance", {"min_cfg": 1.5}),))
     ramp = server.run_prompt(prompt, timeout=900).raise_for_status()
-    basic = _prompt(server, "stableanimator_basic.json")
+    basic = _prompt(server, "StableAnimator 1 - basic animation.json")
     for nid in _ids(basic, "StableAnimatorSampler"):
         basic[nid]["inputs"]["guidance_start"] = 1.5
     official = server.run_prompt(basic, timeout=900).raise_for_status()
@@ -185,9 +185,9 @@ def test_torch_compile_model_applies(server, tiny_vae, backend):
 
 def test_hjb_hook_with_euler_equals_the_packs_hjb(server):
     """The bundled KSampler + HJB hook workflow against the bundled HJB workflow (the pack's sampler)."""
-    official = server.run_prompt(_prompt(server, "stableanimator_hjb.json"), timeout=900).raise_for_status()
-    hooked = server.run_prompt(_prompt(server, "stableanimator_ksampler_hjb.json"), timeout=900).raise_for_status()
-    plain = server.run_prompt(_prompt(server, "stableanimator_ksampler.json"), timeout=900).raise_for_status()
+    official = server.run_prompt(_prompt(server, "StableAnimator 3 - HJB face identity boost.json"), timeout=900).raise_for_status()
+    hooked = server.run_prompt(_prompt(server, "StableAnimator 6 - core KSampler with HJB hook.json"), timeout=900).raise_for_status()
+    plain = server.run_prompt(_prompt(server, "StableAnimator 5 - core KSampler.json"), timeout=900).raise_for_status()
     a, b, c = _latent(hooked), _latent(official), _latent(plain)
     mean_rel = float((a - b).abs().mean() / b.abs().mean())
     MEASURED["hjb_hook_vs_pack_hjb"] = {"max_rel": _rel(a, b), "mean_rel": mean_rel}

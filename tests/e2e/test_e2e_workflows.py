@@ -19,7 +19,9 @@ import pytest
 from tests.e2e.conftest import REPO_ROOT
 from tests.e2e.small_settings import small_overrides
 
-WORKFLOWS = REPO_ROOT / "workflows"
+WORKFLOWS = REPO_ROOT / "example_workflows"
+BASIC = "StableAnimator 1 - basic animation.json"
+HJB = "StableAnimator 3 - HJB face identity boost.json"
 TIMES: dict[str, float] = {}
 
 
@@ -62,19 +64,42 @@ def _check_video(result, frames: int, size: tuple[int, int]) -> Path:
     return videos[0]
 
 
-@pytest.mark.parametrize("name", ["stableanimator_basic.json", "stableanimator_hjb.json"])
+WORKFLOW_NAMES = sorted(p.name for p in WORKFLOWS.glob("*.json"))
+
+
+@pytest.mark.parametrize("name", WORKFLOW_NAMES)
 def test_workflow_runs_as_bundled(server, name):
+    """Every bundled workflow, as shipped but at small sizes: an h264 mp4 with a frame per driving frame (times the
+    interpolation factor), the identity plot and summary, the pose preview."""
     workflow = _workflow(name)
+    info = server.object_info()
+    missing = sorted({n["type"] for n in workflow["nodes"] if n["type"] not in info and n["type"] != "Note"})
+    if missing:
+        pytest.skip(f"{name} needs nodes of packs not installed in this ComfyUI: {', '.join(missing)}")
     overrides = _small(workflow)
     # DWPose is not an output node, so its preview is sent when it runs, not from ComfyUI's cache; the workflows
-    # share its inputs, so each one here gets its own provider (same skeletons on a CPU) and DWPose runs
+    # share its inputs, so consecutive ones get different providers (the same skeletons on a CPU) and DWPose runs
+    provider = ("cpu", "cuda", "auto")[WORKFLOW_NAMES.index(name) % 3]
     for nid in _ids(workflow, "StableAnimatorDWPose"):
-        overrides[nid] = {"provider": {"stableanimator_basic.json": "cpu", "stableanimator_hjb.json": "cuda"}[name]}
+        overrides[nid] = {"provider": provider}
+    for nid in _ids(workflow, "UpscaleModelLoader"):
+        models = info["UpscaleModelLoader"]["input"]["required"]["model_name"][1].get("options") or \
+            info["UpscaleModelLoader"]["input"]["required"]["model_name"][0]
+        if not models:
+            pytest.skip("no upscale model in models/upscale_models")
+        overrides[nid] = {"model_name": models[0]}
     start = time.monotonic()
-    result = server.run_workflow(workflow, overrides=overrides, timeout=900)
+    result = server.run_workflow(workflow, overrides=overrides, timeout=1800)
     TIMES[name] = round(time.monotonic() - start, 1)
     result.raise_for_status()
-    video = _check_video(result, frames=16, size=(128, 64))
+    interpolated = bool(_ids(workflow, "RIFE VFI"))
+    scale = 2 if _ids(workflow, "ImageUpscaleWithModel") else 1
+    video = _check_video(result, frames=31 if interpolated else 16, size=(128 * scale, 64 * scale))
+    # the frame rate comes from the driving video (times the interpolation factor), not from a constant
+    with av.open(str(WORKFLOWS / "inputs" / "stableanimator_driving.mp4")) as c:
+        driving_fps = float(c.streams.video[0].average_rate)
+    with av.open(str(video)) as c:
+        assert float(c.streams.video[0].average_rate) == pytest.approx(driving_fps * (2 if interpolated else 1))
     plots = [p for p in result.files if p.suffix == ".png"]
     assert plots, "the identity plot (PreviewImage) was not saved"
     summary = [ev for ev in result.events("executed") if ev.get("output", {}).get("text")]
@@ -82,22 +107,7 @@ def test_workflow_runs_as_bundled(server, name):
     previews = [ev["output"]["stableanimator_pose_preview"] for ev in result.events("executed")
                 if "stableanimator_pose_preview" in ev.get("output", {})]
     assert previews and len(previews[0][0]["frames"]) == 16
-    _keep([video, *plots], Path(name).stem)
-
-
-def test_upscale_rife_workflow_when_its_packs_are_present(server):
-    info = server.object_info()
-    if "RIFE VFI" not in info:
-        pytest.skip("ComfyUI-Frame-Interpolation (RIFE VFI) is not installed in this ComfyUI")
-    models = info["UpscaleModelLoader"]["input"]["required"]["model_name"][1].get("options") or []
-    if not models:
-        pytest.skip("no upscale model in models/upscale_models")
-    workflow = _workflow("stableanimator_upscale_rife.json")
-    overrides = _small(workflow)
-    overrides.update({nid: {"model_name": models[0]} for nid in _ids(workflow, "UpscaleModelLoader")})
-    result = server.run_workflow(workflow, overrides=overrides, timeout=1800)
-    result.raise_for_status()
-    _check_video(result, frames=31, size=(256, 128))
+    _keep([video, *plots], Path(name).stem.replace(" ", "_"))
 
 
 def test_missing_model_file_is_an_execution_error_naming_it(server, tiny_models_dir):
@@ -107,7 +117,7 @@ def test_missing_model_file_is_an_execution_error_naming_it(server, tiny_models_
     moved = unet.with_suffix(".bak")
     unet.rename(moved)
     try:
-        workflow = _workflow("stableanimator_basic.json")
+        workflow = _workflow(BASIC)
         result = server.run_workflow(workflow, overrides=_small(workflow), timeout=600)
     finally:
         moved.rename(unet)
@@ -120,7 +130,7 @@ def test_missing_model_file_is_an_execution_error_naming_it(server, tiny_models_
 
 
 def test_no_face_in_reference_is_reported_and_server_keeps_running(server):
-    workflow = _workflow("stableanimator_basic.json")
+    workflow = _workflow(BASIC)
     server.add_input_file(REPO_ROOT / "tests" / "data" / "blank_reference.png")
     overrides = _small(workflow)
     for nid in _ids(workflow, "LoadImage"):
@@ -139,7 +149,7 @@ def test_no_face_in_reference_is_reported_and_server_keeps_running(server):
 
 def test_invalid_sampler_value_rejects_the_whole_prompt(server):
     """No part of an invalid prompt runs (DWPose used to, as an output node, and the API answered success)."""
-    workflow = _workflow("stableanimator_basic.json")
+    workflow = _workflow("StableAnimator 1 - basic animation.json")
     overrides = _small(workflow)
     for nid in _ids(workflow, "StableAnimatorSampler"):
         overrides[nid]["steps"] = 0  # below the widget's minimum
@@ -149,7 +159,7 @@ def test_invalid_sampler_value_rejects_the_whole_prompt(server):
 
 
 def test_interrupt_during_sampling(server):
-    workflow = _workflow("stableanimator_basic.json")
+    workflow = _workflow(BASIC)
     sampler_ids = {str(i) for i in _ids(workflow, "StableAnimatorSampler")}
 
     def on_event(kind, data):
@@ -160,3 +170,26 @@ def test_interrupt_during_sampling(server):
     assert result.status == "interrupted", result.describe()
     progress = [d["value"] for d in result.events("progress") if str(d.get("node")) in sampler_ids]
     assert progress and max(progress) <= 3  # stopped within a step or so of the request
+
+
+def test_cancel_inside_an_hjb_iteration_returns_within_seconds(server):
+    """The HJB workflow at its shipped size (512x512, 16 frames): Cancel while the first face-optimisation iteration
+    runs (its decodes and backward passes take minutes on a CPU) ends the prompt within 10 s, without finishing it."""
+    workflow = _workflow(HJB)
+    sampler = str(_ids(workflow, "StableAnimatorSampler")[0])
+    requested: list[float] = []
+
+    def on_event(kind, data):
+        # progress 1 = the first UNet call of step 0; the HJB iteration of that step starts right after it
+        if kind == "progress" and str(data.get("node")) == sampler and data.get("value", 0) >= 1 and not requested:
+            requested.append(time.monotonic())
+            server.interrupt()
+
+    result = server.run_workflow(workflow, timeout=1800, on_event=on_event)
+    ended = time.monotonic()
+    assert result.status == "interrupted", result.describe()
+    progress = [d["value"] for d in result.events("progress") if str(d.get("node")) == sampler]
+    assert requested and max(progress) == 1, progress  # no HJB iteration (each one reports progress) finished
+    latency = ended - requested[0]
+    print(f"\nCancel inside an HJB iteration at 512x512x16: prompt ended {latency:.1f} s after the request")
+    assert latency < 10, f"Cancel took {latency:.1f} s inside an HJB iteration"

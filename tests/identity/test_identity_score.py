@@ -11,7 +11,7 @@ import torch
 from stableanimator_core.identity.score import IdentityScores, cosine, plot_scores
 from stableanimator_core.io.video import read_image
 
-INPUTS = Path(__file__).resolve().parents[2] / "workflows" / "inputs"
+INPUTS = Path(__file__).resolve().parents[2] / "example_workflows" / "inputs"
 
 
 def test_summary_and_worst_frame():

@@ -60,3 +60,24 @@ def test_nested_antelopev2_is_repaired_without_downloading(tmp_path):
 def test_hf_patterns_skip_the_unused_svd_unet_weights():
     assert "SVD/unet/config.json" in download.HF_ALLOW_PATTERNS
     assert not any(p.startswith("SVD/unet/diffusion") or p == "SVD/*" for p in download.HF_ALLOW_PATTERNS)
+
+
+def test_download_script_runs_from_the_comfyui_folder(tmp_path):
+    """`python custom_nodes/ComfyUI-StableAnimator/download_models.py` from the ComfyUI root (the command the README,
+    the workflows' Notes and the missing-model errors quote): it imports, and its default target is ComfyUI/models
+    even when the pack is a link."""
+    import subprocess
+    import sys
+
+    from stableanimator_core.loading.layout import PACK_ROOT, default_models_dir, download_command
+
+    comfy = tmp_path / "ComfyUI"
+    (comfy / "custom_nodes").mkdir(parents=True)
+    (comfy / "custom_nodes" / "ComfyUI-StableAnimator").symlink_to(PACK_ROOT, target_is_directory=True)
+    run = subprocess.run([sys.executable, "custom_nodes/ComfyUI-StableAnimator/download_models.py", "--help"],
+                         cwd=comfy, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert "--models" in run.stdout and "Traceback" not in run.stderr
+    assert default_models_dir(comfy / "custom_nodes" / "ComfyUI-StableAnimator") == comfy / "models"
+    assert default_models_dir(tmp_path / "elsewhere") == Path("models")
+    assert download_command("/x/models") == f"python {PACK_ROOT / 'download_models.py'} --models /x/models"

@@ -10,7 +10,7 @@ import torch
 
 from stableanimator_core.io.video import read_frames, read_image
 
-INPUTS = Path(__file__).resolve().parents[2] / "workflows" / "inputs"
+INPUTS = Path(__file__).resolve().parents[2] / "example_workflows" / "inputs"
 
 
 def _as_image(frames):

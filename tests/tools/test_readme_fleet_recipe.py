@@ -18,7 +18,7 @@ def _recipe() -> str:
 
 def test_recipe_patches_existing_nodes_and_inputs(nodes):
     recipe = _recipe()
-    workflow_types = {n["type"] for n in json.loads((REPO / "workflows" / "stableanimator_basic.json").read_text())["nodes"]}
+    workflow_types = {n["type"] for n in json.loads((REPO / "example_workflows" / "StableAnimator 1 - basic animation.json").read_text())["nodes"]}
     patched = re.findall(r'inputs\(g, "(\w+)"\)(?:\["(\w+)"\]|\.update\(([^)]*)\))', recipe)
     assert len(patched) == 5
     for class_type, key, update in patched:

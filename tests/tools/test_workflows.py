@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from PIL import Image
 
 import tools.workflow_builder as wb
 from tools.workflow_tools import check_workflow, convert_ui_to_api, load_object_info
@@ -25,7 +26,7 @@ def defs(pack):
 @pytest.mark.parametrize("name", sorted(wb.WORKFLOWS_BUILT))
 def test_committed_workflow_matches_the_builder(name, pack):
     committed = (wb.WORKFLOWS / name).read_text()
-    assert committed == wb.render(wb.WORKFLOWS_BUILT[name]()), f"run `python tests/workflow_builder.py` ({name})"
+    assert committed == wb.render(wb.WORKFLOWS_BUILT[name]()), f"run `python -m tools.workflow_builder` ({name})"
 
 
 @pytest.mark.parametrize("name", sorted(wb.WORKFLOWS_BUILT))
@@ -34,7 +35,7 @@ def test_workflow_is_valid(name, defs, pack):
     assert check_workflow(workflow, defs, ENV_COMBOS) == []
     types = {n["type"] for n in workflow["nodes"]} - {"Note"}
     ours = set(pack.NODE_CLASS_MAPPINGS)
-    allowed_third_party = set(THIRD_PARTY) if "rife" in name else set()
+    allowed_third_party = set(THIRD_PARTY) if name == wb.UPSCALE_RIFE else set()
     assert types <= ours | set(CORE) | allowed_third_party
     sampler = "KSampler" if "ksampler" in name else "StableAnimatorSampler"
     assert sampler in types and "SaveVideo" in types and "StableAnimatorIdentityScore" in types
@@ -42,7 +43,7 @@ def test_workflow_is_valid(name, defs, pack):
 
 
 def test_hjb_workflow_wires_face_masks_and_settings(defs):
-    api = convert_ui_to_api(json.loads((wb.WORKFLOWS / "stableanimator_hjb.json").read_text()), defs)
+    api = convert_ui_to_api(json.loads((wb.WORKFLOWS / wb.HJB).read_text()), defs)
     sampler = next(v for v in api.values() if v["class_type"] == "StableAnimatorSampler")
     assert api[sampler["inputs"]["hjb"][0]]["class_type"] == "StableAnimatorHJBSettings"
     source, slot = sampler["inputs"]["face_masks"]
@@ -58,8 +59,55 @@ def test_every_node_of_the_pack_appears_in_a_workflow(pack):
 
 
 def test_checker_catches_a_broken_copy(defs):
-    workflow = json.loads((wb.WORKFLOWS / "stableanimator_basic.json").read_text())
+    workflow = json.loads((wb.WORKFLOWS / wb.BASIC).read_text())
     sampler = next(n for n in workflow["nodes"] if n["type"] == "StableAnimatorSampler")
     sampler["widgets_values"][2] = 0  # steps below min
     issues = check_workflow(workflow, defs, ENV_COMBOS)
     assert [i.kind for i in issues] == ["out_of_range"]
+
+
+def test_template_browser_entries_have_titles_thumbnails_and_order():
+    """ComfyUI lists example_workflows/*.json in its template browser by file name, with <name>.jpg as thumbnail."""
+    names = sorted(wb.WORKFLOWS_BUILT)
+    assert sorted(p.name for p in wb.WORKFLOWS.glob("*.json")) == names
+    assert wb.WORKFLOWS.name == "example_workflows" and not (wb.REPO / "example_workflows").exists()
+    for number, name in enumerate(names, start=1):
+        assert name.startswith(f"StableAnimator {number} - "), name  # a readable title; the number is the order
+        jpg = wb.WORKFLOWS / f"{name[:-len('.json')]}.jpg"
+        with Image.open(jpg) as image:
+            assert image.format == "JPEG" and image.size == wb.THUMBNAIL_SIZE, jpg
+    assert names[0] == wb.BASIC
+
+
+@pytest.mark.parametrize("name", sorted(wb.WORKFLOWS_BUILT))
+def test_foreign_nodes_name_their_pack_for_the_manager(name, pack):
+    workflow = json.loads((wb.WORKFLOWS / name).read_text())
+    for node in workflow["nodes"]:
+        if node["type"] in pack.NODE_CLASS_MAPPINGS or node["type"] == "Note":
+            continue
+        properties = node.get("properties", {})
+        assert properties.get("cnr_id"), (name, node["type"])
+        if node["type"] in THIRD_PARTY:
+            assert "/" in properties.get("aux_id", ""), (name, node["type"])  # GitHub owner/repo as a fallback
+
+
+@pytest.mark.parametrize("name", sorted(wb.WORKFLOWS_BUILT))
+def test_video_frame_rate_comes_from_the_driving_video(name, defs):
+    api = convert_ui_to_api(json.loads((wb.WORKFLOWS / name).read_text()), defs)
+    for video in (v for v in api.values() if v["class_type"] == "CreateVideo"):
+        source, slot = video["inputs"]["fps"]  # a link, not a constant
+        while api[source]["class_type"] != "GetVideoComponents":
+            assert api[source]["class_type"] == "StableAnimatorFrameRate", api[source]
+            source, slot = api[source]["inputs"]["fps"]
+        assert slot == 2 and api[api[source]["inputs"]["video"][0]]["class_type"] == "LoadVideo"
+
+
+def test_quick_preview_is_the_basic_workflow_smaller(defs):
+    basic = convert_ui_to_api(json.loads((wb.WORKFLOWS / wb.BASIC).read_text()), defs)
+    quick = convert_ui_to_api(json.loads((wb.WORKFLOWS / wb.QUICK_PREVIEW).read_text()), defs)
+    assert {k: v["class_type"] for k, v in basic.items()} == {k: v["class_type"] for k, v in quick.items()}
+    cond = {name: next(v for v in api.values() if v["class_type"] == "StableAnimatorConditioning")["inputs"]
+            for name, api in (("basic", basic), ("quick", quick))}
+    steps = {name: next(v for v in api.values() if v["class_type"] == "StableAnimatorSampler")["inputs"]["steps"]
+             for name, api in (("basic", basic), ("quick", quick))}
+    assert cond["quick"]["width"] * 2 == cond["basic"]["width"] and steps["quick"] < steps["basic"]
