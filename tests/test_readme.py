@@ -45,3 +45,10 @@ def test_install_clones_the_repository_named_in_pyproject():
 
     url = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["urls"]["Repository"]
     assert f"git clone {url} ComfyUI-StableAnimator" in (REPO / "README.md").read_text()
+
+
+def test_ci_requires_the_fixture_and_the_end_to_end_tests():
+    """CI must fail, not skip, without ../shared/parity, ComfyUI or Chromium (a run of skips must never pass)."""
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "export STABLEANIMATOR_REQUIRE_PARITY=1" in ci
+    assert "STABLEANIMATOR_REQUIRE_E2E=1" in ci and "scripts/setup_comfyui.sh" in ci and "chromium" in ci
