@@ -106,7 +106,8 @@ def test_quick_preview_is_the_basic_workflow_smaller(defs):
     basic = convert_ui_to_api(json.loads((wb.WORKFLOWS / wb.BASIC).read_text()), defs)
     quick = convert_ui_to_api(json.loads((wb.WORKFLOWS / wb.QUICK_PREVIEW).read_text()), defs)
     assert {k: v["class_type"] for k, v in basic.items()} == {k: v["class_type"] for k, v in quick.items()}
-    cond = {name: next(v for v in api.values() if v["class_type"] == "StableAnimatorConditioning")["inputs"]
+    # the size is set on Frame Reference, whose width/height feed Conditioning
+    cond = {name: next(v for v in api.values() if v["class_type"] == "StableAnimatorFrameReference")["inputs"]
             for name, api in (("basic", basic), ("quick", quick))}
     steps = {name: next(v for v in api.values() if v["class_type"] == "StableAnimatorSampler")["inputs"]["steps"]
              for name, api in (("basic", basic), ("quick", quick))}
