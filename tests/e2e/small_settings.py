@@ -6,8 +6,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 SMALL_INPUTS: dict[str, dict[str, Any]] = {
-    "StableAnimatorConditioning": {"width": 64, "height": 128},
+    # the generation size: Frame Reference's width/height feed DWPose and the conditioning nodes
+    "StableAnimatorFrameReference": {"width": 64, "height": 128},
     "StableAnimatorSampler": {"steps": 2, "tile_size": 8, "tile_overlap": 2},
+    "KSampler": {"steps": 2},
+    "StableAnimatorKSamplerConditioning": {"tile_size": 8, "tile_overlap": 2},
     "StableAnimatorHJBSettings": {"iterations": 1, "end_step": 0},
 }
 
