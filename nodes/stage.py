@@ -8,6 +8,7 @@ import logging
 from typing import Iterator, Sequence
 
 from ..stableanimator_core.errors import OutOfMemoryError, is_cpu_allocation_failure
+from ..stableanimator_core.loading.onnx_backend import release_sessions
 from . import comfy_bridge as bridge
 
 log = logging.getLogger("StableAnimator")
@@ -24,6 +25,7 @@ def gpu_stage(groups: Sequence[bridge.ManagedModels], stage: str, advice: str, k
     oom = bridge.oom_types()
     failed = False
     try:
+        make_room(memory_required)
         for g in groups:
             g.load(memory_required)
         yield
@@ -49,6 +51,24 @@ def gpu_stage(groups: Sequence[bridge.ManagedModels], stage: str, advice: str, k
     finally:
         if failed or not keep_loaded:
             _release(groups)
+
+
+def make_room(memory_required: int) -> None:
+    """Before a GPU stage: when the free device memory is below its need, drop the cached ONNX sessions (DWPose,
+    antelopev2). Their arenas sit outside ComfyUI's memory manager, so it cannot evict them itself; they are
+    loaded again when next used."""
+    device = bridge.torch_device()
+    if memory_required <= 0 or device.type == "cpu":
+        return
+    free = bridge.free_memory_bytes(device)
+    if free >= memory_required:
+        return
+    released = release_sessions()
+    if released:
+        gc.collect()
+        bridge.soft_empty_cache()
+        log.info("freed %d ONNX session(s): %.1f GB free, %.1f GB needed", released, free / 1e9,
+                 memory_required / 1e9)
 
 
 def _release(groups: Sequence[bridge.ManagedModels]) -> None:

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import CheckpointError, DependencyError
-from ..loading.onnx_backend import model_source, provider_names, resolve_providers
+from ..loading.onnx_backend import model_source, provider_names, register_session_holder, resolve_providers
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,16 @@ DEFAULT_DET_SIZE = 640
 
 _lock = threading.Lock()
 _cache: dict[tuple, "AntelopeV2"] = {}
+
+
+def _release_cached() -> int:
+    with _lock:
+        count = len(_cache)
+        _cache.clear()
+    return count
+
+
+register_session_holder(_release_cached)
 
 
 def require_insightface():

@@ -7,6 +7,12 @@ are handled here with a message that says what to do:
   folder, and uninstalling one of the two leaves a module without ``__version__``;
 * CUDA asked for but not offered (CPU build installed, or torch sees no GPU): one warning, then CPU;
 * a model file missing, truncated, or a Git-LFS pointer instead of the weights.
+
+Memory: onnxruntime's default arenas grow by doubling and never give memory back, outside the accounting of
+ComfyUI's memory manager. CUDA sessions here grow their arena by what is requested (``kSameAsRequested``), CPU
+sessions use no arena, and :func:`release_sessions` drops every cached session (also those of the holders that
+registered with :func:`register_session_holder`, e.g. insightface's), so a GPU stage that needs the memory can
+free it (``nodes/stage.py`` does when the free memory is short).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import logging
 import os
 import threading
 from types import ModuleType
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 from ..errors import CheckpointError, DependencyError
 
@@ -23,6 +29,8 @@ log = logging.getLogger(__name__)
 
 Provider = Union[str, tuple[str, dict]]
 PROVIDER_CHOICES = ("auto", "cuda", "cpu")
+# the CUDA arena grows by what a run requests, not to the next power of two, so it stays near the models' need
+CUDA_ARENA = {"arena_extend_strategy": "kSameAsRequested"}
 
 _BUILDS = "NVIDIA GPU: `pip install onnxruntime-gpu`; CPU or Mac: `pip install onnxruntime`"
 _INSTALL_HINT = f"Install one of the two builds into the Python that runs ComfyUI: {_BUILDS}."
@@ -47,6 +55,7 @@ MODEL_SOURCES: dict[str, str] = {
 
 _lock = threading.Lock()
 _sessions: dict[tuple, Any] = {}
+_holders: list[Callable[[], int]] = []  # other caches of sessions; each clears itself and says how many it held
 _warned: set[str] = set()
 
 
@@ -102,7 +111,7 @@ def resolve_providers(provider: str = "auto", device_id: Optional[int] = None) -
     torch_device = _torch_cuda_device()
     if offered and torch_device is not None:
         device = torch_device if device_id is None else int(device_id)
-        return [("CUDAExecutionProvider", {"device_id": device}), "CPUExecutionProvider"]
+        return [("CUDAExecutionProvider", {"device_id": device, **CUDA_ARENA}), "CPUExecutionProvider"]
     if choice == "cuda" or offered:
         why = (
             "this onnxruntime build has no CUDAExecutionProvider (install onnxruntime-gpu)"
@@ -167,6 +176,7 @@ def get_session(path: str, provider: str = "auto", device_id: Optional[int] = No
             return session
         options = ort.SessionOptions()
         options.log_severity_level = 3  # ORT prints provider fall-back noise at warning level; we report it ourselves
+        options.enable_cpu_mem_arena = False  # the CPU arena would keep a run's peak RAM for the process's life
         wanted = provider_names(providers)
         try:
             session = ort.InferenceSession(path, sess_options=options, providers=providers)
@@ -197,5 +207,26 @@ def _check_cuda_kept(session, wanted: list[str]) -> None:
 
 def clear_session_cache() -> None:
     """Forget cached sessions (frees their memory once no caller holds them)."""
+    release_sessions()
+
+
+def register_session_holder(clear: Callable[[], int]) -> None:
+    """Another cache of onnxruntime sessions (``clear()`` empties it and returns how many entries it held), so
+    :func:`release_sessions` frees those too."""
+    if clear not in _holders:
+        _holders.append(clear)
+
+
+def release_sessions() -> int:
+    """Drop every cached ONNX session (this module's and the registered holders'); returns how many were held.
+    The next use loads its model again (seconds)."""
     with _lock:
+        count = len(_sessions)
         _sessions.clear()
+    for clear in _holders:
+        count += clear()
+    return count
+
+
+def cached_session_count() -> int:
+    return len(_sessions)

@@ -41,9 +41,11 @@ def test_cpu_choice_is_cpu_only():
 
 def test_auto_takes_cuda_on_torch_device_not_hard_coded_zero(monkeypatch):
     _fake_cuda(monkeypatch, offered=True, torch_gpu=True, device=1)
-    expected = [("CUDAExecutionProvider", {"device_id": 1}), "CPUExecutionProvider"]
+    arena = {"arena_extend_strategy": "kSameAsRequested"}  # a bounded arena: grows by what is requested
+    expected = [("CUDAExecutionProvider", {"device_id": 1, **arena}), "CPUExecutionProvider"]
     assert onnx_backend.resolve_providers("auto") == expected
-    assert onnx_backend.resolve_providers("cuda", device_id=3)[0] == ("CUDAExecutionProvider", {"device_id": 3})
+    assert onnx_backend.resolve_providers("cuda", device_id=3)[0] == ("CUDAExecutionProvider",
+                                                                       {"device_id": 3, **arena})
 
 
 def test_auto_without_cuda_build_is_quiet_cpu(monkeypatch, caplog):
@@ -157,3 +159,26 @@ def test_cuda_session_failure_falls_back_to_cpu_but_broken_files_still_fail(monk
 def test_model_source_hints():
     assert "antelopev2" in onnx_backend.model_source("/x/glintr100.onnx")
     assert "DWPose" in onnx_backend.model_source("YOLOX_L.onnx")
+
+
+def test_cpu_sessions_keep_no_arena(tmp_path):
+    """onnxruntime's CPU arena would keep a run's peak RAM for the life of the process."""
+    det, _ = write_dwpose_models(str(tmp_path))
+    assert onnx_backend.get_session(det, "cpu").get_session_options().enable_cpu_mem_arena is False
+
+
+def test_release_sessions_frees_this_cache_and_insightfaces(tmp_path):
+    from stableanimator_core.identity.antelopev2 import load_antelopev2
+    from stableanimator_core.testing.onnx_mocks import write_antelopev2_pack
+
+    det, pose = write_dwpose_models(str(tmp_path))
+    write_antelopev2_pack(str(tmp_path / "insightface"))
+    session = onnx_backend.get_session(det, "cpu")
+    onnx_backend.get_session(pose, "cpu")
+    faces = load_antelopev2(str(tmp_path / "insightface"), "cpu")
+    assert onnx_backend.get_session(det, "cpu") is session and load_antelopev2(str(tmp_path / "insightface"), "cpu") is faces
+    assert onnx_backend.release_sessions() == 3  # two DWPose sessions and one antelopev2 pack
+    assert onnx_backend.cached_session_count() == 0
+    assert onnx_backend.get_session(det, "cpu") is not session  # loaded again on the next use
+    assert load_antelopev2(str(tmp_path / "insightface"), "cpu") is not faces
+    assert onnx_backend.release_sessions() == 2
