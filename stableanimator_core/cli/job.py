@@ -9,7 +9,6 @@ chunked decoding -> H.264 mp4.
 from __future__ import annotations
 
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,63 +19,15 @@ import torch
 
 from ..devices import default_device, resolve_decode_dtype, resolve_dtype
 from ..errors import InputError
-from ..hjb.settings import HJBSettings
 from ..loading.layout import ModelLayout
-from ..presets import PACK
-from ..sampling.controls import OFFICIAL as OFFICIAL_TERM
 from ..sampling.parallel import WorkSplit, broadcast_, broadcast_object, finish, rank_device, split_from_environment
-from ..settings import CONDITIONING, SAMPLER, ConditioningSettings, SamplerSettings
+from .options import AnimateOptions
+from .plan import AnimationPlan, plan_animation, required_models
 
-HJB_DEFAULTS = HJBSettings()
+__all__ = ["AnimateOptions", "AnimationPlan", "JobModels", "JobResult", "animate_job", "job_models_key",
+           "load_job_models", "plan_animation", "render_animation", "run_animation"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class AnimateOptions:
-    reference: Path
-    driving: Path
-    out: Path
-    models: Path = Path("models")
-    width: int = CONDITIONING.width
-    height: int = CONDITIONING.height
-    max_frames: Optional[int] = None
-    frame_stride: int = 1
-    steps: int = SAMPLER.steps
-    guidance: float = SAMPLER.max_guidance
-    tile_size: int = SAMPLER.tile_size
-    tile_overlap: int = SAMPLER.tile_overlap
-    seed: int = SAMPLER.seed
-    fps: Optional[float] = None  # of the written video; default: the driving video's
-    decode_chunk_size: int = 4
-    precision: str = "auto"
-    device: Optional[str] = None
-    align: str = "global"
-    missing: str = "empty"
-    person: str = "largest"
-    min_keypoints: int = 1
-    no_identity: bool = False
-    arcface_channels: str = "training"
-    no_face: str = "error"
-    hjb: bool = False
-    hjb_mode: str = PACK.hjb_mode
-    hjb_window: str = "tiled"
-    hjb_boxes: str = "skeleton"
-    hjb_iterations: int = HJB_DEFAULTS.num_iterations
-    hjb_start: int = HJB_DEFAULTS.start_step
-    hjb_end: int = HJB_DEFAULTS.end_step
-    provider: str = "auto"
-    framing: str = "stretch"  # stretch (official) | crop | pad
-    crop_on: str = "center"  # center | person | face
-    first_frame_fix: bool = CONDITIONING.first_frame_fix
-    id_strength: float = OFFICIAL_TERM.strength
-    id_start: float = OFFICIAL_TERM.start_percent
-    id_end: float = OFFICIAL_TERM.end_percent
-    pose_strength: float = OFFICIAL_TERM.strength
-    pose_start: float = OFFICIAL_TERM.start_percent
-    pose_end: float = OFFICIAL_TERM.end_percent
-    parallel: str = "auto"  # under torchrun: split windows, CFG halves, or whichever balances better
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _timed(opts: AnimateOptions, name: str, start: float) -> None:
@@ -131,94 +82,12 @@ def load_job_models(opts: AnimateOptions, split: Optional[WorkSplit] = None) -> 
     from ..pose import DWPose
 
     layout = ModelLayout.from_models_dir(opts.models)
-    layout.require(_required_models(opts))
+    layout.require(required_models(opts))
     device = rank_device(split, opts.device) or default_device()
     dtype = resolve_dtype(opts.precision, device, hjb=opts.hjb)
     dwpose = DWPose(str(layout.dwpose_detector), str(layout.dwpose_estimator), provider=opts.provider)
     face_model = load_antelopev2(str(layout.insightface_root), opts.provider) if _needs_face_model(opts) else None
     return JobModels(job_models_key(opts), layout, device, dtype, dwpose, face_model)
-
-
-def _required_models(opts: AnimateOptions) -> list[str]:
-    return (["unet", "pose_net", "face_encoder", "svd", "dwpose_detector", "dwpose_estimator"]
-            + ([] if opts.no_identity else ["insightface_root"]) + (["face_embedder"] if opts.hjb else []))
-
-
-@dataclass
-class AnimationPlan:
-    """Everything checked before the first expensive stage."""
-
-    width: int
-    height: int
-    sampler: SamplerSettings
-    hjb: Optional[HJBSettings]
-    conditioning: ConditioningSettings
-    layout: ModelLayout
-    expected_frames: Optional[int]
-
-
-def plan_animation(opts: AnimateOptions, writes: bool = True) -> AnimationPlan:
-    """Validate every setting and input that can be known before the work starts (no model is loaded here).
-
-    ``writes``: this process writes the video (under torchrun only rank 0 probes the output)."""
-    from ..io.video import check_frame_selection, check_writable, read_image
-    from ..pipeline.conditioning import check_reference_image, round_to_64
-    from ..pipeline.memory_estimate import warn_if_long
-    from ..sampling.controls import TermWindow
-
-    width, height = round_to_64(opts.width, "width"), round_to_64(opts.height, "height")
-    opts.width, opts.height = width, height  # every later stage (framing, HJB boxes) sees the rounded size
-    check_frame_selection(opts.max_frames, opts.frame_stride)
-    if opts.decode_chunk_size < 1:
-        raise InputError(f"--decode-chunk-size must be at least 1, got {opts.decode_chunk_size}")
-    if opts.fps is not None and not (math.isfinite(opts.fps) and 0 < opts.fps <= 240):
-        raise InputError(f"--fps must be a finite number in (0, 240], got {opts.fps}")
-    # the settings model checks every value where it is made (finite, in range), before any work
-    conditioning = ConditioningSettings(width, height, identity=TermWindow(opts.id_strength, opts.id_start, opts.id_end),
-                                        pose=TermWindow(opts.pose_strength, opts.pose_start, opts.pose_end),
-                                        first_frame_fix=opts.first_frame_fix)
-    sampler = SamplerSettings(steps=opts.steps, min_guidance=opts.guidance, max_guidance=opts.guidance,
-                              tile_size=opts.tile_size, tile_overlap=opts.tile_overlap, seed=opts.seed)
-    hjb = None
-    if opts.hjb:
-        if opts.no_identity:
-            raise InputError("--hjb needs the reference face: it cannot be combined with --no-identity")
-        if opts.hjb_start > opts.steps - 1:
-            raise InputError(f"--hjb-start {opts.hjb_start} is beyond the last step ({opts.steps - 1} of --steps "
-                             f"{opts.steps}), so HJB would never run; lower --hjb-start or raise --steps")
-        end = min(opts.hjb_end, opts.steps - 1)
-        if end != opts.hjb_end:
-            log.info("--hjb-end %d is past the last step; HJB refines steps %d..%d", opts.hjb_end, opts.hjb_start, end)
-        hjb = HJBSettings(num_iterations=opts.hjb_iterations, start_step=opts.hjb_start, end_step=end,
-                          mode=opts.hjb_mode, window=opts.hjb_window)
-    if writes:
-        check_writable(opts.out)
-    check_reference_image(read_image(opts.reference))
-    expected = _probe_driving(opts)
-    layout = ModelLayout.from_models_dir(opts.models)
-    layout.require(_required_models(opts))
-    if expected is not None and writes:
-        warn_if_long(expected, width, height, hint="use --max-frames / --frame-stride for less")
-    return AnimationPlan(width, height, sampler, hjb, conditioning, layout, expected)
-
-
-def _probe_driving(opts: AnimateOptions) -> Optional[int]:
-    """Opens the driving input (errors now, not after the models load) and returns the expected frame count."""
-    from ..io.video import IMAGE_SUFFIXES, frame_files, video_frame_count
-
-    src = Path(opts.driving)
-    if src.is_dir():
-        total = len(frame_files(src))
-    elif src.suffix.lower() in IMAGE_SUFFIXES and src.is_file():
-        total = 1
-    elif src.is_file():
-        total = video_frame_count(src)
-    else:
-        raise InputError(f"driving input not found: {src}")
-    if total is None:
-        return None
-    kept = -(-total // opts.frame_stride)
-    return min(kept, opts.max_frames) if opts.max_frames is not None else kept
 
 
 def run_animation(opts: AnimateOptions) -> Optional[Path]:
