@@ -144,18 +144,18 @@ def _unet_inputs(unet, width: int, height: int, frames: int, device: torch.devic
 @torch.no_grad()
 def _largest_activation(unet, inputs: tuple) -> tuple[torch.Tensor, float, str]:
     """fp32 output and the largest |value| any module outputs (kept on the device until the end: one sync)."""
-    names, maxima, handles = [], [], []
+    names, maxima, payloads = [], [], []
     for name, module in unet.named_modules():
         if name:
             def hook(_m, _i, out, name=name):
                 if isinstance(out, torch.Tensor) and out.is_floating_point():
                     names.append(name)
                     maxima.append(out.detach().abs().amax().float())
-            handles.append(module.register_forward_hook(hook))
+            payloads.append(module.register_forward_hook(hook))
     try:
         out = unet(*inputs)
     finally:
-        for h in handles:
+        for h in payloads:
             h.remove()
     stacked = torch.stack(maxima)
     i = int(stacked.argmax())

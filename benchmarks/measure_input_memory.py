@@ -118,8 +118,8 @@ def measure_nodes_child(args) -> dict:
     loader = nodes["StableAnimatorModelLoader"]
     model = loader().load("Animation/unet.pth", "Animation/pose_net.pth", "Animation/face_encoder.pth",
                           "stableanimator/SVD", "fp32")[0]
-    handles = pack.nodes.handles
-    face = handles.FaceIdentity(embedding=np.linspace(-1, 1, 512).astype(np.float32), box=None,
+    payloads = pack.nodes.payloads
+    face = payloads.FaceIdentity(embedding=np.linspace(-1, 1, 512).astype(np.float32), box=None,
                                 image_hw=(args.size, args.size))
     clip_embeds = nodes["StableAnimatorCLIPEncode"]().encode(model, reference)[0]
 

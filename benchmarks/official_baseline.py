@@ -233,7 +233,7 @@ class OfficialPipeline:
             clock.stop()
             return out
 
-        handles = [self.pose_net.register_forward_pre_hook(first_pose_call)]
+        payloads = [self.pose_net.register_forward_pre_hook(first_pose_call)]
         pipe.decode_latents = timed_decode
         orig_step = pipe.scheduler.step
         if self.hjb and hjb_times is not None:
@@ -271,7 +271,7 @@ class OfficialPipeline:
                            output_type="pt" if decode else "latent", callback_on_step_end=on_step_end, **kwargs)
             clock.stop()
         finally:
-            for h in handles:
+            for h in payloads:
                 h.remove()
             pipe.decode_latents = orig_decode
             pipe.scheduler.step = orig_step

@@ -1,33 +1,23 @@
-"""The one place that talks to ComfyUI's services, with standalone fallbacks.
-
-Inside ComfyUI it uses ``folder_paths``, ``comfy.model_management`` (devices, memory manager, interrupts),
-``comfy.model_patcher.ModelPatcher`` and ``comfy.utils.ProgressBar``. Outside ComfyUI (CI, scripts) the
-same calls fall back to plain behaviour: a models folder from ``STABLEANIMATOR_MODELS_DIR`` (or
-``./models``), the default torch device, ``.to()`` moves, no progress bar, an interrupt flag.
+"""The one place nodes reach ComfyUI's services through: folders, devices, the memory manager, Cancel and progress,
+each a call on the host chosen once at import (:mod:`.hosts`: ComfyUI's, or the standalone one for CI and scripts),
+and the model-file helpers written once on top of :func:`folder_roots`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
-import threading
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Optional
 
 import torch
 
+from . import hosts
+
+HOST = hosts.HOST
+IN_COMFYUI = hosts.IN_COMFYUI
+Interrupted = hosts.Interrupted  # what check_interrupt raises outside ComfyUI
+
 log = logging.getLogger("StableAnimator")
-
-try:  # ComfyUI present
-    import folder_paths  # type: ignore
-    import comfy.model_management as _mm  # type: ignore
-    import comfy.model_patcher as _patcher  # type: ignore
-    import comfy.utils as _utils  # type: ignore
-
-    IN_COMFYUI = True
-except ImportError:  # standalone
-    folder_paths = _mm = _patcher = _utils = None
-    IN_COMFYUI = False
 
 STABLEANIMATOR_FOLDER = "stableanimator"
 INSIGHTFACE_FOLDER = "insightface"
@@ -38,27 +28,16 @@ ONNX_EXTENSIONS = {".onnx"}
 # ---------------------------------------------------------------- model folders
 
 def models_dir() -> Path:
-    if IN_COMFYUI:
-        return Path(folder_paths.models_dir)
-    return Path(os.environ.get("STABLEANIMATOR_MODELS_DIR", "models")).resolve()
+    return HOST.models_dir()
 
 
 def register_model_folders() -> None:
-    """Add ``models/stableanimator`` and ``models/insightface`` without dropping paths users configured
-    in ``extra_model_paths.yaml`` (``add_model_folder_path`` appends)."""
-    if not IN_COMFYUI:
-        return
-    for name in (STABLEANIMATOR_FOLDER, INSIGHTFACE_FOLDER):
-        folder_paths.add_model_folder_path(name, str(models_dir() / name))
+    """Add ``models/stableanimator`` and ``models/insightface`` to ComfyUI's model folders."""
+    HOST.register_model_folders((STABLEANIMATOR_FOLDER, INSIGHTFACE_FOLDER))
 
 
 def folder_roots(folder: str) -> list[Path]:
-    if IN_COMFYUI:
-        try:
-            return [Path(p) for p in folder_paths.get_folder_paths(folder)]
-        except KeyError:
-            return [models_dir() / folder]
-    return [models_dir() / folder]
+    return HOST.folder_roots(folder)
 
 
 def list_files(folder: str, extensions: set[str], contains: str = "") -> list[str]:
@@ -181,31 +160,21 @@ def insightface_root() -> Path:
 
 
 def temp_directory() -> Path:
-    if IN_COMFYUI:
-        return Path(folder_paths.get_temp_directory())
-    import tempfile
-
-    return Path(tempfile.gettempdir()) / "stableanimator"
+    return HOST.temp_directory()
 
 
 def input_directory() -> Path:
-    if IN_COMFYUI:
-        return Path(folder_paths.get_input_directory())
-    return Path("input").resolve()
+    return HOST.input_directory()
 
 
 # ---------------------------------------------------------------- devices and memory
 
 def torch_device() -> torch.device:
-    if IN_COMFYUI:
-        return _mm.get_torch_device()
-    from ..stableanimator_core.devices import default_device
-
-    return default_device()
+    return HOST.torch_device()
 
 
 def offload_device() -> torch.device:
-    return _mm.unet_offload_device() if IN_COMFYUI else torch.device("cpu")
+    return HOST.offload_device()
 
 
 class ModuleGroup(torch.nn.Module):
@@ -225,67 +194,38 @@ class ManagedModels:
         self.group = group
         self.load_device = load_device
         self.offload = offload
-        self.patcher = _patcher.ModelPatcher(group, load_device=load_device, offload_device=offload) \
-            if IN_COMFYUI else None
+        self.patcher: Optional[Any] = HOST.model_patcher(group, load_device, offload)  # None outside ComfyUI
 
     def load(self, memory_required: int = 0) -> None:
         """Bring the group to the compute device (ComfyUI frees other models as needed)."""
-        if self.patcher is not None:
-            _mm.load_models_gpu([self.patcher], memory_required=memory_required, force_full_load=True)
-        else:
-            self.group.to(self.load_device)
+        HOST.load(self.patcher, self.group, self.load_device, memory_required)
 
     def release(self) -> None:
         """Move the group back to the offload device and drop it from ComfyUI's loaded list."""
-        if self.patcher is not None:
-            for i, loaded in enumerate(list(_mm.current_loaded_models)):
-                if loaded.model is self.patcher:
-                    loaded.model_unload()
-                    _mm.current_loaded_models.remove(loaded)
-                    break
+        HOST.unload(self.patcher)
         self.group.to(self.offload)
         soft_empty_cache()
 
 
 def soft_empty_cache() -> None:
-    if IN_COMFYUI:
-        _mm.soft_empty_cache()
-    elif torch.cuda.is_available():
-        torch.cuda.empty_cache()
+    HOST.soft_empty_cache()
 
 
 def free_memory_bytes(device: torch.device) -> int:
     """Free memory as ComfyUI's memory manager counts it; outside ComfyUI the core's own estimate."""
-    if IN_COMFYUI:
-        return int(_mm.get_free_memory(device))
-    from ..stableanimator_core.models.acceleration import free_memory_bytes as core_free_memory_bytes
-
-    return core_free_memory_bytes(device)
+    return HOST.free_memory_bytes(device)
 
 
 # ---------------------------------------------------------------- interrupt and progress
 
-_standalone_interrupt = threading.Event()
-
-
 def request_interrupt() -> None:
-    """Standalone equivalent of ComfyUI's Cancel button (used by tests and scripts)."""
-    if IN_COMFYUI:
-        _mm.interrupt_current_processing(True)
-    else:
-        _standalone_interrupt.set()
-
-
-class Interrupted(Exception):
-    """Raised outside ComfyUI when :func:`request_interrupt` was called."""
+    """ComfyUI's Cancel button; outside ComfyUI its equivalent for tests and scripts."""
+    HOST.request_interrupt()
 
 
 def check_interrupt() -> None:
-    if IN_COMFYUI:
-        _mm.throw_exception_if_processing_interrupted()
-    elif _standalone_interrupt.is_set():
-        _standalone_interrupt.clear()
-        raise Interrupted("interrupted")
+    """Raises when the user cancelled (ComfyUI's interrupt exception, or :class:`Interrupted`)."""
+    HOST.check_interrupt()
 
 
 class Progress:
@@ -293,7 +233,7 @@ class Progress:
 
     def __init__(self, total: int):
         self.total = max(1, int(total))
-        self.bar = _utils.ProgressBar(self.total) if IN_COMFYUI else None
+        self.bar = HOST.progress_bar(self.total)
         self.value = 0
 
     def update(self, value: int, preview=None) -> None:
@@ -303,7 +243,4 @@ class Progress:
 
 
 def oom_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = [torch.cuda.OutOfMemoryError]
-    if IN_COMFYUI and hasattr(_mm, "OOM_EXCEPTION"):
-        types.append(_mm.OOM_EXCEPTION)
-    return tuple(types)
+    return HOST.oom_types()

@@ -21,9 +21,9 @@ from ..stableanimator_core.hjb import reference_box, target_boxes_from_masks
 from ..stableanimator_core.sampling.preview import preview_frame
 from ..stableanimator_core.sampling.sampler import SamplerCallbacks, SamplerSettings, plan_sampling
 from . import comfy_bridge as bridge
-from .handles import CLIP_EMBEDS, COND, FACE, HJB, MODEL, AnimationConditioning, ClipEmbedding
+from .payloads import CLIP_EMBEDS, COND, FACE, HJB, MODEL, AnimationConditioning, ClipEmbedding
 from ..stableanimator_core.sampling.memory import decode_memory_bytes, encode_memory_bytes, sampling_memory_bytes
-from .stage import DECODE_ADVICE, ENCODE_ADVICE, SAMPLER_ADVICE, gpu_stage
+from .gpu_session import DECODE_ADVICE, ENCODE_ADVICE, SAMPLER_ADVICE, gpu_stage
 
 log = logging.getLogger("StableAnimator")
 CATEGORY = "StableAnimator"

@@ -10,7 +10,7 @@ from ..stableanimator_core.hjb import HJB_MODES, HJB_WINDOWS, HJBSettings
 from ..stableanimator_core.presets import OFFICIAL, PACK, PRESETS
 from ..stableanimator_core.loading.components import load_components, load_face_embedder
 from . import comfy_bridge as bridge
-from .handles import HJB, MODEL, HJBOptions, ModelHandle
+from .payloads import HJB, MODEL, HJBOptions, ModelHandle
 
 log = logging.getLogger("StableAnimator")
 HJB_DEFAULTS = HJBSettings()  # the official values; the widgets' defaults

@@ -16,8 +16,8 @@ from ..stableanimator_core.sampling.frame_batch import PoseFrames, WindowSetting
 from ..stableanimator_core.sampling.windows import effective_tile_size
 from . import comfy_bridge as bridge
 from .generation_nodes import StableAnimatorConditioning, StableAnimatorSampler
-from .handles import HJB, MODEL
-from .stage import SAMPLER_ADVICE
+from .payloads import HJB, MODEL
+from .gpu_session import SAMPLER_ADVICE
 
 log = logging.getLogger("StableAnimator")
 CATEGORY = "StableAnimator/core sampling"

@@ -24,7 +24,7 @@ from ..stableanimator_core.pose import (
     render_skeletons, render_skeletons_at, sequence_from_poses, to_openpose_json,
 )
 from . import comfy_bridge as bridge
-from .handles import FACE, POSE_KEYPOINT, FaceIdentity
+from .payloads import FACE, POSE_KEYPOINT, FaceIdentity
 from .node_text import text_ui
 from .pose_preview import pose_preview_ui
 

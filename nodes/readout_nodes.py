@@ -9,7 +9,7 @@ from ..stableanimator_core.errors import InputError
 from ..stableanimator_core.identity import load_antelopev2
 from ..stableanimator_core.identity.score import plot_scores, score_frames
 from . import comfy_bridge as bridge
-from .handles import FACE
+from .payloads import FACE
 from .node_text import text_ui
 
 

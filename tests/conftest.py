@@ -131,8 +131,8 @@ def nodes(pack, standalone_models):
 
 
 @pytest.fixture
-def handles(pack):
-    return pack.nodes.handles
+def payloads(pack):
+    return pack.nodes.payloads
 
 
 @pytest.fixture

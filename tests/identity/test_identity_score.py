@@ -51,6 +51,6 @@ def test_identity_score_node_on_a_real_photo(pack, standalone_models):
 
 def test_identity_score_needs_an_identity(pack, standalone_models, errors):
     node = pack.nodes.NODE_CLASS_MAPPINGS["StableAnimatorIdentityScore"]()
-    face = pack.nodes.handles.FaceIdentity(None, None, (8, 8))
+    face = pack.nodes.payloads.FaceIdentity(None, None, (8, 8))
     with pytest.raises(errors.InputError, match="mode to 'identity'"):
         node.score(torch.zeros(1, 8, 8, 3), face, "cpu")

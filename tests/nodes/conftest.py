@@ -24,10 +24,10 @@ def _loaded(nodes):
     return loader().load(**args)[0]
 
 
-def _conditioning(nodes, handles, model, frames=5, width=64, height=128, **controls):
+def _conditioning(nodes, payloads, model, frames=5, width=64, height=128, **controls):
     ref = _image(120, 90, seed=3)
     clip = nodes["StableAnimatorCLIPEncode"]().encode(model, ref)[0]
-    face = handles.FaceIdentity(embedding=np.linspace(-1, 1, 512).astype(np.float32), box=(20, 60, 20, 60),
+    face = payloads.FaceIdentity(embedding=np.linspace(-1, 1, 512).astype(np.float32), box=(20, 60, 20, 60),
                                 image_hw=(120, 90))
     return nodes["StableAnimatorConditioning"]().condition(model, ref, clip, face, _poses(frames), width, height, 7,
                                                             127, 0.02, 23123134, **controls)
@@ -40,7 +40,7 @@ def load_model(nodes):
 
 
 @pytest.fixture
-def condition(nodes, handles):
+def condition(nodes, payloads):
     """``condition(model, frames=5, width=64, height=128, **optional_inputs)``: (conditioning, latent) from the
     CLIP/Conditioning nodes."""
-    return lambda model, **kw: _conditioning(nodes, handles, model, **kw)
+    return lambda model, **kw: _conditioning(nodes, payloads, model, **kw)

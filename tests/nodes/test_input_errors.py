@@ -78,7 +78,7 @@ def test_tiny_reference_in_the_nodes_is_an_input_error(nodes, load_model):
 
 
 def test_cpu_allocation_failure_in_a_node_stage_gives_advice(pack):
-    stage = pack.nodes.stage
+    stage = pack.nodes.gpu_session
     errors = pack.stableanimator_core.errors
     with pytest.raises(errors.OutOfMemoryError, match="Out of system memory \\(RAM\\) during decoding.*decode_chunk"):
         with stage.gpu_stage([], "decoding", stage.DECODE_ADVICE):

@@ -18,7 +18,7 @@ def _cached_session(pack, tmp_path):
 
 def test_a_gpu_stage_short_of_memory_frees_the_onnx_sessions(pack, tmp_path, monkeypatch):
     backend = _cached_session(pack, tmp_path)
-    bridge, stage = pack.nodes.comfy_bridge, pack.nodes.stage
+    bridge, stage = pack.nodes.comfy_bridge, pack.nodes.gpu_session
     monkeypatch.setattr(bridge, "torch_device", lambda: torch.device("cuda", 0))
     monkeypatch.setattr(bridge, "soft_empty_cache", lambda: None)
     monkeypatch.setattr(bridge, "free_memory_bytes", lambda device: 8 << 30)
@@ -31,7 +31,7 @@ def test_a_gpu_stage_short_of_memory_frees_the_onnx_sessions(pack, tmp_path, mon
 
 def test_on_the_cpu_the_sessions_stay(pack, tmp_path, monkeypatch):
     backend = _cached_session(pack, tmp_path)
-    bridge, stage = pack.nodes.comfy_bridge, pack.nodes.stage
+    bridge, stage = pack.nodes.comfy_bridge, pack.nodes.gpu_session
     monkeypatch.setattr(bridge, "torch_device", lambda: torch.device("cpu"))
     monkeypatch.setattr(bridge, "free_memory_bytes", lambda device: 0)
     stage.make_room(4 << 30)

@@ -122,11 +122,11 @@ def test_out_of_memory_during_hjb_names_the_hjb_modes(nodes, bridge, monkeypatch
     assert hjb.face_net_group in released and model.sampling in released and model.vae in released
 
 
-def test_driving_frames_of_another_size_than_the_reference(nodes, handles, load_model):
+def test_driving_frames_of_another_size_than_the_reference(nodes, payloads, load_model):
     model = load_model()
     ref = torch.rand(1, 150, 110, 3)
     clip = nodes["StableAnimatorCLIPEncode"]().encode(model, ref)[0]
-    face = handles.FaceIdentity(np.zeros(512, np.float32) + 0.1, (10, 50, 10, 50), (150, 110))
+    face = payloads.FaceIdentity(np.zeros(512, np.float32) + 0.1, (10, 50, 10, 50), (150, 110))
     poses = torch.rand(3, 72, 200, 3)  # wide skeleton frames for a tall reference: resized, not an error
     cond, latent = nodes["StableAnimatorConditioning"]().condition(model, ref, clip, face, poses, 64, 128, 7, 127,
                                                                     0.02, 1)

@@ -10,7 +10,7 @@ import torch
 from stableanimator_core.settings import CONDITIONING, OFFICIAL_SEED, SAMPLER
 
 
-def test_nodes_refuse_non_finite_settings(pack, nodes, handles, load_model, condition):
+def test_nodes_refuse_non_finite_settings(pack, nodes, payloads, load_model, condition):
     InputError = pack.stableanimator_core.errors.InputError  # the pack's class, as ComfyUI imports it
     model = load_model()
     cond, latent = condition(model, frames=2)
@@ -20,7 +20,7 @@ def test_nodes_refuse_non_finite_settings(pack, nodes, handles, load_model, cond
         nodes["StableAnimatorSampler"]().sample(model, cond, latent, 1, 1, 3.0, 16, 4, guidance_start=math.nan)
     ref = torch.rand((1, 96, 80, 3), generator=torch.Generator().manual_seed(0))
     clip = nodes["StableAnimatorCLIPEncode"]().encode(model, ref)[0]
-    face = handles.FaceIdentity(embedding=None, box=None, image_hw=(96, 80))
+    face = payloads.FaceIdentity(embedding=None, box=None, image_hw=(96, 80))
     with pytest.raises(InputError, match="noise_aug_strength"):
         nodes["StableAnimatorConditioning"]().condition(model, ref, clip, face, ref.repeat(2, 1, 1, 1), 64, 128, 7, 127,
                                                         math.nan, 1)
