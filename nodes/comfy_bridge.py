@@ -11,6 +11,7 @@ from typing import Any, Iterable, Optional
 
 import torch
 
+from ..stableanimator_core.loading import catalogue
 from . import hosts
 
 HOST = hosts.HOST
@@ -19,10 +20,10 @@ Interrupted = hosts.Interrupted  # what check_interrupt raises outside ComfyUI
 
 log = logging.getLogger("StableAnimator")
 
-STABLEANIMATOR_FOLDER = "stableanimator"
-INSIGHTFACE_FOLDER = "insightface"
-WEIGHT_EXTENSIONS = {".pth", ".pt", ".safetensors", ".bin"}
-ONNX_EXTENSIONS = {".onnx"}
+STABLEANIMATOR_FOLDER = catalogue.STABLEANIMATOR_FOLDER
+INSIGHTFACE_FOLDER = catalogue.INSIGHTFACE_FOLDER
+WEIGHT_EXTENSIONS = set(catalogue.WEIGHT_EXTENSIONS)
+ONNX_EXTENSIONS = set(catalogue.ONNX_EXTENSIONS)
 
 
 # ---------------------------------------------------------------- model folders
@@ -67,7 +68,7 @@ def list_svd_folders() -> list[str]:
     from ..stableanimator_core.loading.layout import is_svd_folder
 
     found: set[str] = set()
-    for folder in (STABLEANIMATOR_FOLDER, "diffusers"):
+    for folder in catalogue.SVD_PARENT_FOLDERS:
         for root in folder_roots(folder):
             if not root.is_dir():
                 continue
@@ -92,7 +93,7 @@ def resolve_file(folder: str, name: str, what: str) -> Path:
         return found
     raise CheckpointError(
         f"{what} file '{name}' not found in {', '.join(str(r) for r in roots)}. Download the StableAnimator weights "
-        f"(https://huggingface.co/FrancisRing/StableAnimator) into {models_dir() / STABLEANIMATOR_FOLDER} "
+        f"({catalogue.STABLEANIMATOR_SOURCE}) into {models_dir() / STABLEANIMATOR_FOLDER} "
         f"or run `{download_command(models_dir())}`."
     )
 
@@ -124,7 +125,7 @@ def _tree_stamp(path: Path) -> str:
     return ",".join(stamps)
 
 
-SVD_PARENT_FOLDERS = (STABLEANIMATOR_FOLDER, "diffusers")
+SVD_PARENT_FOLDERS = catalogue.SVD_PARENT_FOLDERS
 
 
 def svd_fingerprint(name: str) -> str:

@@ -8,6 +8,7 @@ from ..stableanimator_core.models.acceleration import WEIGHT_STORAGES, UNetOptio
 from ..stableanimator_core.devices import PRECISIONS, resolve_decode_dtype, resolve_dtype
 from ..stableanimator_core.hjb import HJB_MODES, HJB_WINDOWS, HJBSettings
 from ..stableanimator_core.presets import OFFICIAL, PACK, PRESETS
+from ..stableanimator_core.loading import catalogue
 from ..stableanimator_core.loading.components import load_components, load_face_embedder
 from . import comfy_bridge as bridge
 from .payloads import HJB, MODEL, HJBOptions, ModelHandle
@@ -17,8 +18,8 @@ HJB_DEFAULTS = HJBSettings()  # the official values; the widgets' defaults
 CATEGORY = "StableAnimator"
 
 
-def _weights_choices(contains: str, default: str) -> list[str]:
-    return bridge.file_choices(bridge.WEIGHT_EXTENSIONS, contains, default)
+def _weights_choices(model: catalogue.ModelFile) -> list[str]:
+    return bridge.file_choices(bridge.WEIGHT_EXTENSIONS, model.contains, model.path)
 
 
 class StableAnimatorModelLoader:
@@ -35,11 +36,11 @@ class StableAnimatorModelLoader:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "unet": (_weights_choices("unet", "Animation/unet.pth"),
+            "unet": (_weights_choices(catalogue.UNET),
                      {"tooltip": "StableAnimator UNet (Animation/unet.pth, or a .safetensors copy)."}),
-            "pose_net": (_weights_choices("pose", "Animation/pose_net.pth"),
+            "pose_net": (_weights_choices(catalogue.POSE_NET),
                          {"tooltip": "PoseNet, the skeleton encoder (Animation/pose_net.pth)."}),
-            "face_encoder": (_weights_choices("face_encoder", "Animation/face_encoder.pth"),
+            "face_encoder": (_weights_choices(catalogue.FACE_ENCODER),
                              {"tooltip": "Face encoder turning the ArcFace identity into tokens "
                                          "(Animation/face_encoder.pth)."}),
             "svd": (bridge.with_default(bridge.list_svd_folders(), "stableanimator/SVD"), {"tooltip": "The SVD-xt diffusers folder (SVD/ in the StableAnimator download): "
@@ -94,7 +95,7 @@ class StableAnimatorHJBSettings:
     @classmethod
     def INPUT_TYPES(cls):
         return {"required": {
-            "face_model": (_weights_choices("glintr", "Animation/glintr100_torch.pth"),
+            "face_model": (_weights_choices(catalogue.FACE_EMBEDDER),
                            {"tooltip": "ArcFace IResNet-100 weights (Animation/glintr100_torch.pth)."}),
             "iterations": ("INT", {"default": HJB_DEFAULTS.num_iterations, "min": 1, "max": 20,
                                    "tooltip": "Adam iterations per refined step (official: 3)."}),

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..stableanimator_core.boxes import box_from_xyxy, masks_from_boxes
+from ..stableanimator_core.loading import catalogue
 from ..stableanimator_core.pipeline.conditioning import resize_rgb, to_uint8_rgb
 from ..stableanimator_core.errors import InputError
 from ..stableanimator_core.pose.face_masks import FACE_MASK_SOURCES, face_masks_at, sequence_face_boxes
@@ -30,11 +31,11 @@ from .pose_preview import pose_preview_ui
 
 log = logging.getLogger("StableAnimator")
 CATEGORY = "StableAnimator/preprocess"
-PROVIDERS = ["auto", "cuda", "cpu"]
+PROVIDERS = list(catalogue.PROVIDER_CHOICES)
 
 
-def _onnx_choices(contains: str, default: str) -> list[str]:
-    return bridge.file_choices(bridge.ONNX_EXTENSIONS, contains, default)
+def _onnx_choices(model: catalogue.ModelFile) -> list[str]:
+    return bridge.file_choices(bridge.ONNX_EXTENSIONS, model.contains, model.path)
 
 
 def _frames(images: torch.Tensor, what: str) -> list[np.ndarray]:
@@ -87,7 +88,7 @@ class StableAnimatorFrameReference:
                                              "tooltip": "Where a crop is centred: the image centre, the largest "
                                                         "person (DWPose's detector) or the largest face "
                                                         "(antelopev2). Ignored by stretch and pad."}),
-            "detector": (_onnx_choices("yolox", "DWPose/yolox_l.onnx"),
+            "detector": (_onnx_choices(catalogue.DWPOSE_DETECTOR),
                          {"tooltip": "YOLOX person detector, used only for crop_on = person."}),
             "provider": (PROVIDERS, {"default": "auto", "tooltip": "onnxruntime device for the detectors."}),
         }}
@@ -135,9 +136,9 @@ class StableAnimatorDWPose:
                                              "Components, or VHS Load Video)."}),
             "reference": ("IMAGE", {"tooltip": "The reference photo: skeletons are scaled to its body and drawn at "
                                                "its size."}),
-            "detector": (_onnx_choices("yolox", "DWPose/yolox_l.onnx"),
+            "detector": (_onnx_choices(catalogue.DWPOSE_DETECTOR),
                          {"tooltip": "YOLOX person detector (DWPose/yolox_l.onnx)."}),
-            "estimator": (_onnx_choices("dw-ll", "DWPose/dw-ll_ucoco_384.onnx"),
+            "estimator": (_onnx_choices(catalogue.DWPOSE_ESTIMATOR),
                           {"tooltip": "DWPose whole-body model (DWPose/dw-ll_ucoco_384.onnx)."}),
             "align": (list(ALIGN_MODES), {"default": "global",
                                           "tooltip": "global: the official rescale. limbs: every bone gets the "

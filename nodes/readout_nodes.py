@@ -6,6 +6,7 @@ import torch
 
 from ..stableanimator_core.pipeline.conditioning import to_uint8_rgb
 from ..stableanimator_core.errors import InputError
+from ..stableanimator_core.loading.catalogue import PROVIDER_CHOICES
 from ..stableanimator_core.identity import load_antelopev2
 from ..stableanimator_core.identity.score import plot_scores, score_frames
 from . import comfy_bridge as bridge
@@ -32,7 +33,7 @@ class StableAnimatorIdentityScore:
         return {"required": {
             "frames": ("IMAGE", {"tooltip": "Generated frames (e.g. from StableAnimator Decode)."}),
             "face": (FACE, {"tooltip": "The reference identity from StableAnimator Face Embed."}),
-            "provider": (["auto", "cuda", "cpu"], {"default": "auto", "tooltip": "onnxruntime device."}),
+            "provider": (list(PROVIDER_CHOICES), {"default": "auto", "tooltip": "onnxruntime device."}),
         }}
 
     def score(self, frames, face, provider):

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 # defaults come from the one settings model (no torch behind these imports, so --help stays fast)
+from ..loading.catalogue import PROVIDER_CHOICES
 from ..sampling.controls import OFFICIAL as OFFICIAL_TERM
 from ..settings import CONDITIONING, SAMPLER
 
@@ -79,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="multiplier of PoseNet's features (official 1.0, 0 = off)")
     p.add_argument("--pose-start", type=float, default=OFFICIAL_TERM.start_percent, help="pose from this fraction of the steps on")
     p.add_argument("--pose-end", type=float, default=OFFICIAL_TERM.end_percent, help="pose up to this fraction of the steps")
-    p.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
+    p.add_argument("--provider", choices=PROVIDER_CHOICES, default="auto",
                    help="onnxruntime device for DWPose and ArcFace")
     p.add_argument("--parallel", choices=("auto", "windows", "cfg"), default="auto",
                    help="under torchrun (torchrun --nproc-per-node N -m stableanimator_core animate ...): divide "

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..loading.catalogue import PROVIDER_CHOICES
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--detector", required=True, help="YOLOX person detector, e.g. models/DWPose/yolox_l.onnx")
@@ -34,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(the official tool's behaviour)")
     parser.add_argument("--min-keypoints", type=int, default=None,
                         help="a person needs at least this many body keypoints with score > 0.3 (default 1)")
-    parser.add_argument("--provider", choices=("auto", "cuda", "cpu"), default="auto",
+    parser.add_argument("--provider", choices=PROVIDER_CHOICES, default="auto",
                         help="onnxruntime device: auto = CUDA when available, else CPU")
     parser.add_argument("--masks", action="store_true",
                         help="also write face masks (from the aligned face keypoints) to OUT/faces/frame_<i>.png")

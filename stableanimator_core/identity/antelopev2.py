@@ -18,12 +18,13 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import CheckpointError, DependencyError
-from ..loading.onnx_backend import model_source, provider_names, register_session_holder, resolve_providers
+from ..loading.catalogue import ANTELOPEV2_REQUIRED, model_source
+from ..loading.onnx_backend import provider_names, register_session_holder, resolve_providers
 
 log = logging.getLogger(__name__)
 
 PACK = "antelopev2"
-REQUIRED_FILES = ("scrfd_10g_bnkps.onnx", "glintr100.onnx")
+REQUIRED_FILES = ANTELOPEV2_REQUIRED
 DEFAULT_DET_SIZE = 640
 
 _lock = threading.Lock()

@@ -22,7 +22,6 @@ from ..errors import CheckpointError
 
 log = logging.getLogger(__name__)
 
-WEIGHT_EXTENSIONS = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 HF_REPO = "https://huggingface.co/FrancisRing/StableAnimator"
 SVD_REPO = "https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt"
 WHERE_TO_GET = {

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import DependencyError, StableAnimatorError
-from .layout import INSIGHTFACE_FOLDER, STABLEANIMATOR_FOLDER
+from .catalogue import (ANIMATION_WEIGHTS, ANTELOPEV2_REQUIRED, ANTELOPEV2_URL, DWPOSE_MODELS,
+                        HF_REPO_ID, INSIGHTFACE_FOLDER, STABLEANIMATOR_FOLDER)
 
 log = logging.getLogger(__name__)
 
-HF_REPO_ID = "FrancisRing/StableAnimator"
 # Only what inference reads: the SVD UNet weights (replaced by Animation/unet.pth) and the original SGM
 # checkpoints are skipped, saving about 10 GB.
 HF_ALLOW_PATTERNS = [
@@ -30,8 +30,6 @@ HF_ALLOW_PATTERNS = [
     "SVD/feature_extractor/*", "SVD/image_encoder/*", "SVD/scheduler/*", "SVD/vae/*",
     "SVD/unet/config.json", "SVD/model_index.json",
 ]
-ANTELOPEV2_URL = "https://github.com/deepinsight/insightface/releases/download/v0.7/antelopev2.zip"
-ANTELOPEV2_FILES = ("scrfd_10g_bnkps.onnx", "glintr100.onnx", "2d106det.onnx", "1k3d68.onnx", "genderage.onnx")
 
 
 @dataclass
@@ -48,10 +46,9 @@ def plan(models_dir: str | Path, force: bool = False) -> DownloadPlan:
 
     root = Path(models_dir)
     layout = ModelLayout.from_models_dir(root)
-    sa_missing = layout.missing(["unet", "pose_net", "face_encoder", "face_embedder", "svd", "dwpose_detector",
-                                 "dwpose_estimator"])
+    sa_missing = layout.missing([m.slot for m in (*ANIMATION_WEIGHTS, *DWPOSE_MODELS)] + ["svd"])
     ante = root / INSIGHTFACE_FOLDER / "models" / "antelopev2"
-    ante_missing = [f for f in ANTELOPEV2_FILES[:2] if not (ante / f).is_file()]
+    ante_missing = [f for f in ANTELOPEV2_REQUIRED if not (ante / f).is_file()]
     return DownloadPlan(root / STABLEANIMATOR_FOLDER, ante, force or bool(sa_missing), force or bool(ante_missing))
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Iterable, Optional
 
 from ..errors import CheckpointError
+from .catalogue import (ANIMATION_WEIGHTS, DWPOSE_DETECTOR, DWPOSE_ESTIMATOR, INSIGHTFACE_FOLDER, STABLEANIMATOR_FOLDER,
+                        STABLEANIMATOR_SOURCE, SVD_FOLDER_CANDIDATES)
 
 PACK_ROOT = Path(__file__).resolve().parents[2]
 DOWNLOAD_SCRIPT = "download_models.py"
@@ -37,17 +39,8 @@ def download_command(models: Optional[str | os.PathLike] = None) -> str:
     cmd = f"python {shlex.quote(str(PACK_ROOT / DOWNLOAD_SCRIPT))}"
     return cmd + (f" --models {shlex.quote(str(models))}" if models is not None else "")
 
-STABLEANIMATOR_FOLDER = "stableanimator"
-INSIGHTFACE_FOLDER = "insightface"
-SVD_FOLDER_CANDIDATES = (
-    ("stableanimator", "SVD"),
-    ("stableanimator", "stable-video-diffusion-img2vid-xt"),
-    ("diffusers", "stable-video-diffusion-img2vid-xt"),
-    ("svd", "stable-video-diffusion-img2vid-xt"),
-)
-ANIMATION_FILES = {"unet": "unet", "pose_net": "pose_net", "face_encoder": "face_encoder",
-                   "face_embedder": "glintr100_torch"}
-DWPOSE_FILES = {"detector": "yolox_l.onnx", "estimator": "dw-ll_ucoco_384.onnx"}
+__all__ = ["INSIGHTFACE_FOLDER", "STABLEANIMATOR_FOLDER", "ModelLayout", "default_models_dir", "download_command",
+           "is_svd_folder"]
 
 
 def is_svd_folder(path: Path) -> bool:
@@ -78,13 +71,11 @@ class ModelLayout:
     def from_models_dir(cls, models_dir: str | os.PathLike) -> "ModelLayout":
         root = Path(models_dir)
         sa = root / STABLEANIMATOR_FOLDER
-        anim = sa / "Animation"
         svd = _first_existing([root.joinpath(*c) for c in SVD_FOLDER_CANDIDATES if is_svd_folder(root.joinpath(*c))])
         return cls(
-            **{k: animation_file(anim, stem) for k, stem in ANIMATION_FILES.items()},
-            svd=svd or sa / "SVD",
-            dwpose_detector=sa / "DWPose" / DWPOSE_FILES["detector"],
-            dwpose_estimator=sa / "DWPose" / DWPOSE_FILES["estimator"],
+            **{m.slot: animation_file(sa / m.folder, m.stem) for m in ANIMATION_WEIGHTS},
+            svd=svd or sa.joinpath(*SVD_FOLDER_CANDIDATES[0][1:]),
+            **{m.slot: sa / m.path for m in (DWPOSE_DETECTOR, DWPOSE_ESTIMATOR)},
             insightface_root=root / INSIGHTFACE_FOLDER,
         )
 
@@ -110,7 +101,7 @@ class ModelLayout:
             raise CheckpointError(
                 "StableAnimator weights are missing:\n  " + "\n  ".join(missing)
                 + f"\nRun `{download_command(self.insightface_root.parent)}` or download "
-                  "https://huggingface.co/FrancisRing/StableAnimator into <ComfyUI>/models/stableanimator/ "
+                  f"{STABLEANIMATOR_SOURCE} into <ComfyUI>/models/{STABLEANIMATOR_FOLDER}/ "
                   "(see the README, section Models)."
             )
         return self

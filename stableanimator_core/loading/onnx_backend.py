@@ -24,34 +24,16 @@ from types import ModuleType
 from typing import Any, Callable, Optional, Sequence, Union
 
 from ..errors import CheckpointError, DependencyError
+from .catalogue import PROVIDER_CHOICES, model_source
 
 log = logging.getLogger(__name__)
 
 Provider = Union[str, tuple[str, dict]]
-PROVIDER_CHOICES = ("auto", "cuda", "cpu")
 # the CUDA arena grows by what a run requests, not to the next power of two, so it stays near the models' need
 CUDA_ARENA = {"arena_extend_strategy": "kSameAsRequested"}
 
 _BUILDS = "NVIDIA GPU: `pip install onnxruntime-gpu`; CPU or Mac: `pip install onnxruntime`"
 _INSTALL_HINT = f"Install one of the two builds into the Python that runs ComfyUI: {_BUILDS}."
-
-# where each known model file can be downloaded; keys are lower-case file names
-_DWPOSE_SOURCE = (
-    "https://huggingface.co/FrancisRing/StableAnimator/tree/main/DWPose (or https://huggingface.co/yzd-v/DWPose)"
-)
-_ANTELOPE_SOURCE = (
-    "the antelopev2 pack of the insightface model zoo (https://github.com/deepinsight/insightface/tree/master/"
-    "model_zoo); unzip it so that the .onnx files sit directly in models/insightface/models/antelopev2/"
-)
-MODEL_SOURCES: dict[str, str] = {
-    "yolox_l.onnx": _DWPOSE_SOURCE,
-    "dw-ll_ucoco_384.onnx": _DWPOSE_SOURCE,
-    "scrfd_10g_bnkps.onnx": _ANTELOPE_SOURCE,
-    "glintr100.onnx": _ANTELOPE_SOURCE,
-    "1k3d68.onnx": _ANTELOPE_SOURCE,
-    "2d106det.onnx": _ANTELOPE_SOURCE,
-    "genderage.onnx": _ANTELOPE_SOURCE,
-}
 
 _lock = threading.Lock()
 _sessions: dict[tuple, Any] = {}
@@ -124,11 +106,6 @@ def resolve_providers(provider: str = "auto", device_id: Optional[int] = None) -
 
 def provider_names(providers: Sequence[Provider]) -> list[str]:
     return [p[0] if isinstance(p, tuple) else p for p in providers]
-
-
-def model_source(filename: str) -> str:
-    """Where a model file can be downloaded, for error messages."""
-    return MODEL_SOURCES.get(os.path.basename(filename).lower(), "the model's original release page")
 
 
 def _check_model_file(path: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from stableanimator_core.loading import download
+from stableanimator_core.loading import catalogue, download
 from stableanimator_core.loading.layout import ModelLayout
 
 
@@ -22,7 +22,7 @@ def _fake_hf(dest: Path) -> None:
 def _fake_zip_fetch(url: str, dest: Path) -> Path:
     assert url == download.ANTELOPEV2_URL
     with zipfile.ZipFile(dest, "w") as z:  # the real zip nests the folder
-        for name in download.ANTELOPEV2_FILES:
+        for name in catalogue.ANTELOPEV2_FILES:
             z.writestr(f"antelopev2/{name}", b"onnx")
     return dest
 
@@ -40,7 +40,7 @@ def test_download_fills_the_layout_and_is_idempotent(tmp_path):
     assert layout.missing(["unet", "pose_net", "face_encoder", "face_embedder", "svd", "dwpose_detector",
                            "dwpose_estimator", "insightface_root"]) == []
     pack = tmp_path / "insightface" / "models" / "antelopev2"
-    assert sorted(p.name for p in pack.iterdir()) == sorted(download.ANTELOPEV2_FILES)
+    assert sorted(p.name for p in pack.iterdir()) == sorted(catalogue.ANTELOPEV2_FILES)
     assert calls == [tmp_path / "stableanimator"]
     download.run_download(tmp_path, stableanimator=hf, antelopev2=pytest.fail)  # nothing missing: no fetch
     assert len(calls) == 1
@@ -49,7 +49,7 @@ def test_download_fills_the_layout_and_is_idempotent(tmp_path):
 def test_nested_antelopev2_is_repaired_without_downloading(tmp_path):
     nested = tmp_path / "insightface" / "models" / "antelopev2" / "antelopev2"
     nested.mkdir(parents=True)
-    for name in download.ANTELOPEV2_FILES:
+    for name in catalogue.ANTELOPEV2_FILES:
         (nested / name).write_bytes(b"onnx")
     _fake_hf(tmp_path / "stableanimator")
     download.run_download(tmp_path, stableanimator=pytest.fail, antelopev2=pytest.fail)

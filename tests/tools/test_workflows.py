@@ -37,7 +37,7 @@ def test_workflow_is_valid(name, defs, pack):
     ours = set(pack.NODE_CLASS_MAPPINGS)
     allowed_third_party = set(THIRD_PARTY) if name == wb.UPSCALE_RIFE else set()
     assert types <= ours | set(CORE) | allowed_third_party
-    sampler = "KSampler" if "ksampler" in name else "StableAnimatorSampler"
+    sampler = "KSampler" if name in (wb.KSAMPLER, wb.KSAMPLER_HJB) else "StableAnimatorSampler"
     assert sampler in types and "SaveVideo" in types and "StableAnimatorIdentityScore" in types
     assert sum(n["type"] == "Note" for n in workflow["nodes"]) >= 5  # every stage explained
 
@@ -70,7 +70,7 @@ def test_template_browser_entries_have_titles_thumbnails_and_order():
     """ComfyUI lists example_workflows/*.json in its template browser by file name, with <name>.jpg as thumbnail."""
     names = sorted(wb.WORKFLOWS_BUILT)
     assert sorted(p.name for p in wb.WORKFLOWS.glob("*.json")) == names
-    assert wb.WORKFLOWS.name == "example_workflows" and not (wb.REPO / "example_workflows").exists()
+    assert wb.WORKFLOWS.name == "example_workflows" and not (wb.REPO / "workflows").exists()
     for number, name in enumerate(names, start=1):
         assert name.startswith(f"StableAnimator {number} - "), name  # a readable title; the number is the order
         jpg = wb.WORKFLOWS / f"{name[:-len('.json')]}.jpg"
