@@ -201,10 +201,10 @@ class StableAnimatorDWPose:
                             min_keypoints=min_keypoints, on_frame=on_frame)
         width, height = width or seq.width, height or seq.height
         skeletons = list(render_skeletons_at(seq, width, height))  # uint8 at the generation size until output
-        face_model = None
+        face_analysis = None
         if face_masks_from != "skeleton":
-            face_model = load_antelopev2(str(bridge.insightface_root()), provider)
-        boxes = sequence_face_boxes(seq, seq.height, seq.width, face_masks_from, frames, face_model)
+            face_analysis = load_antelopev2(str(bridge.insightface_root()), provider)
+        boxes = sequence_face_boxes(seq, seq.height, seq.width, face_masks_from, frames, face_analysis)
         masks = face_masks_at(boxes, (seq.height, seq.width), height, width)
         preview_ref = ref if ref.shape[:2] == (height, width) else resize_rgb(ref, width, height)
         return {"ui": {**pose_preview_ui(preview_ref, skeletons), **_first_pose_ui(seq, align)},

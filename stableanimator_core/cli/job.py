@@ -35,7 +35,7 @@ def _timed(opts: AnimateOptions, name: str, start: float) -> None:
     log.info("%s: %.1f s", name, opts.timings[name])
 
 
-def _needs_face_model(opts: AnimateOptions) -> bool:
+def _needs_face_analysis(opts: AnimateOptions) -> bool:
     return not opts.no_identity or (opts.framing == "crop" and opts.crop_on == "face")
 
 
@@ -48,7 +48,7 @@ class JobModels:
     device: torch.device
     dtype: torch.dtype
     dwpose: Any
-    face_model: Any  # insightface antelopev2, None when no stage needs a face
+    face_analysis: Any  # insightface antelopev2, None when no stage needs a face
     _models: Any = None  # loading.bundle.StableAnimatorModels, loaded on first use
 
     def diffusion_models(self, opts: AnimateOptions):
@@ -74,7 +74,7 @@ class JobResult:
 def job_models_key(opts: AnimateOptions) -> tuple:
     """Jobs with equal keys can share one :class:`JobModels`."""
     return (str(Path(opts.models).resolve()), opts.precision, opts.device, opts.provider, opts.hjb,
-            _needs_face_model(opts))
+            _needs_face_analysis(opts))
 
 
 def load_job_models(opts: AnimateOptions, split: Optional[WorkSplit] = None) -> JobModels:
@@ -86,8 +86,8 @@ def load_job_models(opts: AnimateOptions, split: Optional[WorkSplit] = None) -> 
     device = rank_device(split, opts.device) or default_device()
     dtype = resolve_dtype(opts.precision, device, hjb=opts.hjb)
     dwpose = DWPose(str(layout.dwpose_detector), str(layout.dwpose_estimator), provider=opts.provider)
-    face_model = load_antelopev2(str(layout.insightface_root), opts.provider) if _needs_face_model(opts) else None
-    return JobModels(job_models_key(opts), layout, device, dtype, dwpose, face_model)
+    face_analysis = load_antelopev2(str(layout.insightface_root), opts.provider) if _needs_face_analysis(opts) else None
+    return JobModels(job_models_key(opts), layout, device, dtype, dwpose, face_analysis)
 
 
 def run_animation(opts: AnimateOptions) -> Optional[Path]:
@@ -125,7 +125,7 @@ def animate_job(opts: AnimateOptions, loaded: Optional[JobModels] = None, score_
     from ..io.video import Mp4Writer
     from ..pipeline.decode import iter_decoded_frames
 
-    models, latents, fps, identity, face_model = _render(opts, loaded, split, plan)
+    models, latents, fps, identity, face_analysis = _render(opts, loaded, split, plan)
     if latents is None:  # not rank 0 of a split
         return JobResult(Path(opts.out), 0, None, dict(opts.timings))
     t = time.perf_counter()
@@ -145,7 +145,7 @@ def animate_job(opts: AnimateOptions, loaded: Optional[JobModels] = None, score_
         from ..identity.score import score_frames
 
         t = time.perf_counter()
-        scores = score_frames(pixels, identity.embedding, face_model)
+        scores = score_frames(pixels, identity.embedding, face_analysis)
         _timed(opts, "identity score", t)
     return JobResult(Path(opts.out), frames, scores, dict(opts.timings))
 
@@ -168,14 +168,14 @@ def _render(opts: AnimateOptions, loaded: Optional[JobModels] = None, split: Opt
         loaded = load_job_models(opts, split)
     elif loaded.key != job_models_key(opts):
         raise ValueError(f"internal: models loaded for {loaded.key}, job needs {job_models_key(opts)}")
-    layout, device, face_model = loaded.layout, loaded.device, loaded.face_model
+    layout, device, face_analysis = loaded.layout, loaded.device, loaded.face_analysis
 
     t = time.perf_counter()
     # every stage below sees the framed reference: pose alignment, face box, CLIP, latent, HJB crop
     reference = read_image(opts.reference)
     if opts.framing == "crop" and opts.crop_on != "center":
         find = (person_finder(str(layout.dwpose_detector), opts.provider) if opts.crop_on == "person"
-                else face_finder(face_model))
+                else face_finder(face_analysis))
         box = subject_box(reference, opts.crop_on, find)
     else:
         box = None
@@ -199,7 +199,7 @@ def _render(opts: AnimateOptions, loaded: Optional[JobModels] = None, split: Opt
         from ..identity import facexlib_landmark_model
 
         landmarks = facexlib_landmark_model(str(opts.models / "facexlib")) if opts.no_face == "official" else None
-        identity = reference_identity(reference, face_model, image_name=str(opts.reference), no_face=opts.no_face,
+        identity = reference_identity(reference, face_analysis, image_name=str(opts.reference), no_face=opts.no_face,
                                       channels=opts.arcface_channels, landmark_model=landmarks)
     _timed(opts, "identity", t)
 
@@ -226,8 +226,8 @@ def _render(opts: AnimateOptions, loaded: Optional[JobModels] = None, split: Opt
     del cond
     _timed(opts, "sampling", t)
     if split is not None and split.rank != 0:
-        return models, None, 0.0, identity, face_model
-    return models, latents, opts.fps or source_fps or 8.0, identity, face_model
+        return models, None, 0.0, identity, face_analysis
+    return models, latents, opts.fps or source_fps or 8.0, identity, face_analysis
 
 
 def _hjb_refiner(opts: AnimateOptions, plan: AnimationPlan, models, reference: np.ndarray, identity, poses, frames,
@@ -246,9 +246,9 @@ def _hjb_refiner(opts: AnimateOptions, plan: AnimationPlan, models, reference: n
     if ref_box is None:
         raise InputError(f"the reference face box {identity.box} lies outside the image or no face was found; "
                          "HJB needs the reference face")
-    face_model = None
+    face_analysis = None
     if opts.hjb_boxes != "skeleton":
-        face_model = load_antelopev2(str(plan.layout.insightface_root), opts.provider)
-    targets = sequence_face_boxes(poses, plan.height, plan.width, opts.hjb_boxes, frames, face_model)
+        face_analysis = load_antelopev2(str(plan.layout.insightface_root), opts.provider)
+    targets = sequence_face_boxes(poses, plan.height, plan.width, opts.hjb_boxes, frames, face_analysis)
     targets = targets[:1] * leading_frames + targets  # the first-frame fix's extra frame has the first face
     return HJBStepHook.build(models.vae, models.face_embedder, reference, ref_box, targets, plan.hjb, split=split)

@@ -15,7 +15,7 @@ Modes (``HJBSettings.mode``):
     update moves every latent by about lr per iteration, face or not).
 """
 
-from .decode import conv_receptive_radius, decode_latents, to_face_range
+from .decode import conv_receptive_radius, decode_chunk_differentiable, to_face_range
 from .faces import (
     FACE_SIZE,
     crop_face,
@@ -29,6 +29,6 @@ from .settings import HJB_MODES, HJB_WINDOWS, HJBMode, HJBSettings
 
 __all__ = [
     "FACE_SIZE", "FaceRefiner", "HJBMode", "HJBSettings", "HJB_MODES", "HJB_WINDOWS", "conv_receptive_radius", "crop_face",
-    "decode_latents", "image_to_face_range", "reference_box", "reference_face_embedding",
+    "decode_chunk_differentiable", "image_to_face_range", "reference_box", "reference_face_embedding",
     "target_boxes_from_masks", "to_face_range",
 ]

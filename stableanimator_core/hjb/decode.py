@@ -81,7 +81,7 @@ def _head(decoder: nn.Module, h: torch.Tensor) -> torch.Tensor:
     return decoder.conv_out(decoder.conv_act(decoder.conv_norm_out(h)))
 
 
-def decode_latents(
+def decode_chunk_differentiable(
     decoder: nn.Module, latents: torch.Tensor, num_frames: int, checkpointing: Checkpointing = "none",
     on_layer: OnLayer = None,
 ) -> torch.Tensor:

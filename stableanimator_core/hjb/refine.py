@@ -19,7 +19,7 @@ from torch import nn
 from ..boxes import FaceBox
 from ..errors import InputError
 from ..sampling.parallel import WorkSplit, all_reduce_sum
-from .decode import conv_receptive_radius, decode_latents, to_face_range, vae_downscale
+from .decode import conv_receptive_radius, decode_chunk_differentiable, to_face_range, vae_downscale
 from .faces import check_box, crop_face, union_box
 from .settings import HJBSettings
 
@@ -189,7 +189,7 @@ class FaceRefiner:
         decoded = []
         for a, b in self._chunks(num_frames):
             self._cancel_point()
-            decoded.append(decode_latents(self.decoder, latents[a:b], b - a, "blocks", self.check_cancel))
+            decoded.append(decode_chunk_differentiable(self.decoder, latents[a:b], b - a, "blocks", self.check_cancel))
         images = to_face_range(torch.cat(decoded))
         per_frame, crops, emb = self._frame_losses(images, self.valid, reference, (0, 0), 0, record)
         loss = per_frame.mean()
@@ -219,7 +219,7 @@ class FaceRefiner:
             leaf = z.detach()[region].clone().requires_grad_(True)
             self._cancel_point()
             with self._autocast(enabled=fast, device=z.device):
-                decoded = decode_latents(self.decoder, leaf * (1.0 / self.scaling_factor), b - a, "layers",
+                decoded = decode_chunk_differentiable(self.decoder, leaf * (1.0 / self.scaling_factor), b - a, "layers",
                                          self.check_cancel)
             images = to_face_range(decoded.float())
             per_frame, crops, emb = self._frame_losses(images, frames, reference, origin, a, record, autocast=fast)

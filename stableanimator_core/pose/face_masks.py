@@ -16,7 +16,7 @@ FACE_MASK_SOURCES = ("skeleton", "insightface", "official")
 
 def sequence_face_boxes(sequence: PoseSequence, height: int, width: int, source: str = "skeleton",
                         driving_frames: Optional[Sequence[np.ndarray]] = None,
-                        face_model=None) -> list[Optional[FaceBox]]:
+                        face_analysis=None) -> list[Optional[FaceBox]]:
     """One box per output frame of ``sequence`` at ``height`` x ``width``.
 
     ``skeleton`` uses the aligned face keypoints (no extra model). ``insightface`` detects the face on each
@@ -29,17 +29,17 @@ def sequence_face_boxes(sequence: PoseSequence, height: int, width: int, source:
         raise ValueError(f"face mask source must be one of {FACE_MASK_SOURCES}, got {source!r}")
     if source == "skeleton":
         return face_boxes_from_poses(sequence.aligned, height, width)
-    if driving_frames is None or face_model is None:
+    if driving_frames is None or face_analysis is None:
         raise ValueError(f"{source} face boxes need the driving frames and the antelopev2 model")
     if source == "official":
         from ..identity.driving_faces import official_face_boxes
 
-        found = official_face_boxes(driving_frames, face_model)
+        found = official_face_boxes(driving_frames, face_analysis)
         return [rescale_box(b, f.shape[:2], (height, width)) for b, f in zip(found, driving_frames)]
     from ..identity import driving_face_boxes
 
     from_skeleton = face_boxes_from_poses(sequence.aligned, height, width)
-    detected = driving_face_boxes(driving_frames, face_model)
+    detected = driving_face_boxes(driving_frames, face_analysis)
     boxes = []
     for i, src in enumerate(sequence.source):
         box = None

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 from stableanimator_core.errors import InputError
-from stableanimator_core.hjb import FaceRefiner, HJBSettings, decode_latents, reference_face_embedding
+from stableanimator_core.hjb import FaceRefiner, HJBSettings, decode_chunk_differentiable, reference_face_embedding
 from stableanimator_core.loading.components import load_vae
 from stableanimator_core.loading.iresnet_file import load_iresnet_file
 from stableanimator_core.sampling.scheduler import euler_update, predict_x0
@@ -96,7 +96,7 @@ def test_decode_matches_vae_decode_for_every_checkpointing(models):
     with torch.no_grad():
         want = vae.decode(z, num_frames=3).sample
     for mode in ("none", "blocks", "layers"):
-        got = decode_latents(vae.decoder, z.clone().requires_grad_(True), 3, mode)
+        got = decode_chunk_differentiable(vae.decoder, z.clone().requires_grad_(True), 3, mode)
         assert torch.allclose(got, want, rtol=0, atol=1e-6), mode
 
 
@@ -234,7 +234,7 @@ def test_input_validation(models):
 
 
 def _decoder_layers(vae) -> int:
-    """Layers decode_latents checks between: mid-block resnets and attentions, up-block resnets and upsamplers,
+    """Layers decode_chunk_differentiable checks between: mid-block resnets and attentions, up-block resnets and upsamplers,
     the output head."""
     dec = vae.decoder
     mid = len(dec.mid_block.resnets) + len(dec.mid_block.attentions)
