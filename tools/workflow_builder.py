@@ -48,8 +48,12 @@ NODE_GAP, COLUMN_GAP = 24, 50
 # Content the front end adds under the widgets (image/video previews, the pose preview, the sampler's live preview,
 # outputs shown after a run), reserved so that a grown node never reaches its neighbour. Heights are for the
 # nodes' widths here and the workflows' square 512x512 output.
+# The nodes that report text (DWPose's first-pose check, the identity summary) grow a panel of at most 240 px
+# (web/js/stableanimator.js) plus the widget's margin.
+TEXT_PANEL = 250
 GROWN: dict[str, int] = {"LoadImage": 240, "LoadVideo": 330, "SaveVideo": 320, "PreviewImage": 240,
-                         "StableAnimatorDWPose": 360, "StableAnimatorSampler": 330, "KSampler": 330}
+                         "StableAnimatorDWPose": 360 + TEXT_PANEL, "StableAnimatorIdentityScore": TEXT_PANEL,
+                         "StableAnimatorSampler": 330, "KSampler": 330}
 # ComfyUI-Manager finds a missing node's pack from these properties (registry id, and the GitHub repo as fallback).
 NODE_SOURCES: dict[str, dict[str, str]] = {
     "RIFE VFI": {"cnr_id": "comfyui-frame-interpolation", "aux_id": "Fannovel16/ComfyUI-Frame-Interpolation"},

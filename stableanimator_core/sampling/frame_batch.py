@@ -76,6 +76,9 @@ class FrameBatchDenoiser(torch.nn.Module):
             self._windows_cache = (key, DeviceWindows(windows.windows(num_frames), device))
         return self._windows_cache[1]
 
+    # not traced by torch.compile (core TorchCompileModel compiles the diffusion model): it unpacks the stored
+    # skeletons on the host, once per video
+    @torch.compiler.disable
     def pose_features(self, pose: PoseFrames, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """PoseNet of every frame, computed once per video and reused for every step and window."""
         cached = self._pose_cache

@@ -367,8 +367,8 @@ def test_bundled_workflows_in_the_real_front_end(page, server, artifacts):
 
     # DWPose is not an output node (an invalid prompt must not half-run), so ComfyUI re-sends its preview when it
     # runs, not from its cache: every run here gets DWPose inputs no earlier run used (same skeletons on a CPU)
-    variants = iter([{"provider": p, "face_masks_from": f} for f in ("skeleton", "insightface")
-                     for p in ("cpu", "cuda")])
+    variants = iter([{"provider": p, "face_masks_from": f, "align": a} for a in ("global", "limbs")
+                     for f in ("skeleton", "insightface", "official") for p in ("cpu", "cuda", "auto")])
     for path in WORKFLOWS:
         workflow = json.loads(path.read_text())
         t0 = time.monotonic()
