@@ -1,4 +1,7 @@
-"""Generation nodes: CLIP image embedding, conditioning, the sampler (LATENT out) and decoding (IMAGE out)."""
+"""Generation nodes: CLIP image embedding, conditioning, the sampler (LATENT out) and decoding (IMAGE out).
+
+Over 300 lines because it holds four node classes whose declarations (inputs, tooltips) are most of it; the
+model math they call lives in ``stableanimator_core`` and the GPU handling in :mod:`.gpu_session`."""
 
 from __future__ import annotations
 

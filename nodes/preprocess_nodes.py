@@ -1,5 +1,8 @@
 """Preprocessing nodes: reference framing, DWPose skeletons aligned to the reference (with the first-pose check),
-skeletons from POSE_KEYPOINT, ArcFace identity."""
+skeletons from POSE_KEYPOINT, ArcFace identity.
+
+Over 300 lines because it holds four node classes whose input declarations and tooltips are most of it; pose
+extraction, alignment and face boxes live in ``stableanimator_core.pose`` / ``.identity``."""
 
 from __future__ import annotations
 

@@ -12,6 +12,8 @@ from ..settings import CONDITIONING, SAMPLER
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    """Every option of ``animate``, one declaration each (a long function by design: it reads as the command's
+    reference, in the order of ``--help``)."""
     p.add_argument("--reference", required=True, type=Path, help="the photo of the person to animate")
     p.add_argument("--driving", required=True, type=Path,
                    help="driving video, or a folder of frame_<i>.png (ordered by i)")

@@ -157,10 +157,8 @@ def _render(opts: AnimateOptions, loaded: Optional[JobModels] = None, split: Opt
     import dataclasses
 
     from ..identity import reference_identity
-    from ..io.video import iter_driving_frames, read_image
     from ..pipeline import animate as P
-    from ..pipeline.framing import face_finder, frame_reference, person_finder, subject_box
-    from ..pose import check_first_pose, extract_poses, render_skeletons
+    from ..pose import render_skeletons
 
     if plan is None:
         plan = plan_animation(opts, writes=split is None or split.rank == 0)
@@ -168,30 +166,9 @@ def _render(opts: AnimateOptions, loaded: Optional[JobModels] = None, split: Opt
         loaded = load_job_models(opts, split)
     elif loaded.key != job_models_key(opts):
         raise ValueError(f"internal: models loaded for {loaded.key}, job needs {job_models_key(opts)}")
-    layout, device, face_analysis = loaded.layout, loaded.device, loaded.face_analysis
+    device, face_analysis = loaded.device, loaded.face_analysis
 
-    t = time.perf_counter()
-    # every stage below sees the framed reference: pose alignment, face box, CLIP, latent, HJB crop
-    reference = read_image(opts.reference)
-    if opts.framing == "crop" and opts.crop_on != "center":
-        find = (person_finder(str(layout.dwpose_detector), opts.provider) if opts.crop_on == "person"
-                else face_finder(face_analysis))
-        box = subject_box(reference, opts.crop_on, find)
-    else:
-        box = None
-    reference, _ = frame_reference(reference, opts.width, opts.height, opts.framing,
-                                   opts.crop_on if box else "center", box)
-    frames, source_fps = iter_driving_frames(opts.driving, opts.max_frames, opts.frame_stride)
-    if opts.hjb and opts.hjb_boxes != "skeleton":
-        frames = list(frames)  # face boxes found on the driving frames themselves: they are needed again for HJB
-    # otherwise frames are decoded, posed and dropped one at a time: only the keypoints of the video are kept
-    poses = extract_poses(reference, frames, loaded.dwpose, align=opts.align, missing=opts.missing,
-                          person=opts.person, min_keypoints=opts.min_keypoints)
-    # every process draws rank 0's skeletons (and HJB boxes), even where DWPose is not bit-reproducible across GPUs
-    poses = broadcast_object(poses, split)
-    check = check_first_pose(poses, opts.align)
-    (log.warning if check.warning else log.info)("%s", check.message)
-    _timed(opts, "pose", t)
+    reference, frames, source_fps, poses = _reference_and_poses(opts, loaded, split)
 
     t = time.perf_counter()
     identity = None
@@ -228,6 +205,38 @@ def _render(opts: AnimateOptions, loaded: Optional[JobModels] = None, split: Opt
     if split is not None and split.rank != 0:
         return models, None, 0.0, identity, face_analysis
     return models, latents, opts.fps or source_fps or 8.0, identity, face_analysis
+
+
+def _reference_and_poses(opts: AnimateOptions, loaded: JobModels, split: Optional[WorkSplit]):
+    """The framed reference, the driving frames (a list where HJB needs them again, else a stream), their frame
+    rate and the aligned DWPose keypoints (rank 0's on every process of a split)."""
+    from ..io.video import iter_driving_frames, read_image
+    from ..pipeline.framing import face_finder, frame_reference, person_finder, subject_box
+    from ..pose import check_first_pose, extract_poses
+
+    t = time.perf_counter()
+    # every stage below sees the framed reference: pose alignment, face box, CLIP, latent, HJB crop
+    reference = read_image(opts.reference)
+    if opts.framing == "crop" and opts.crop_on != "center":
+        find = (person_finder(str(loaded.layout.dwpose_detector), opts.provider) if opts.crop_on == "person"
+                else face_finder(loaded.face_analysis))
+        box = subject_box(reference, opts.crop_on, find)
+    else:
+        box = None
+    reference, _ = frame_reference(reference, opts.width, opts.height, opts.framing,
+                                   opts.crop_on if box else "center", box)
+    frames, source_fps = iter_driving_frames(opts.driving, opts.max_frames, opts.frame_stride)
+    if opts.hjb and opts.hjb_boxes != "skeleton":
+        frames = list(frames)  # face boxes found on the driving frames themselves: they are needed again for HJB
+    # otherwise frames are decoded, posed and dropped one at a time: only the keypoints of the video are kept
+    poses = extract_poses(reference, frames, loaded.dwpose, align=opts.align, missing=opts.missing,
+                          person=opts.person, min_keypoints=opts.min_keypoints)
+    # every process draws rank 0's skeletons (and HJB boxes), even where DWPose is not bit-reproducible across GPUs
+    poses = broadcast_object(poses, split)
+    check = check_first_pose(poses, opts.align)
+    (log.warning if check.warning else log.info)("%s", check.message)
+    _timed(opts, "pose", t)
+    return reference, frames, source_fps, poses
 
 
 def _hjb_refiner(opts: AnimateOptions, plan: AnimationPlan, models, reference: np.ndarray, identity, poses, frames,
