@@ -161,10 +161,11 @@ def test_model_source_hints():
     assert "DWPose" in onnx_backend.model_source("YOLOX_L.onnx")
 
 
-def test_cpu_sessions_keep_no_arena(tmp_path):
-    """onnxruntime's CPU arena would keep a run's peak RAM for the life of the process."""
+def test_cpu_sessions_keep_their_arena_so_ram_stays_flat_over_a_video(tmp_path):
+    """Without the CPU arena onnxruntime's per-frame allocations grow the process: 400 DWPose calls on one
+    256x256 frame (mock models) went from 190 to 676 MB RSS, against a flat 121 MB with it."""
     det, _ = write_dwpose_models(str(tmp_path))
-    assert onnx_backend.get_session(det, "cpu").get_session_options().enable_cpu_mem_arena is False
+    assert onnx_backend.get_session(det, "cpu").get_session_options().enable_cpu_mem_arena is True
 
 
 def test_release_sessions_frees_this_cache_and_insightfaces(tmp_path):
