@@ -208,6 +208,11 @@ class ManagedModels:
         soft_empty_cache()
 
 
+def load_core_model(patcher: Any) -> None:
+    """Have ComfyUI's memory manager load one of its own models (a core CLIP vision's patcher)."""
+    HOST.load(patcher, None, torch_device(), 0)
+
+
 def soft_empty_cache() -> None:
     HOST.soft_empty_cache()
 

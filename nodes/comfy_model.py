@@ -28,6 +28,7 @@ import comfy.utils
 
 from ..stableanimator_core.sampling.controls import OFFICIAL, TermWindow, step_of_sigma
 from ..stableanimator_core.sampling.frame_batch import FrameBatchDenoiser, PoseFrames, WindowSettings
+from ..stableanimator_core.sampling.memory import sampling_memory_bytes
 from . import comfy_bridge as bridge
 
 try:
@@ -38,6 +39,7 @@ except ImportError:  # older ComfyUI: no wrappers (EasyCache does not exist ther
 log = logging.getLogger("StableAnimator")
 COND_KEY = "stableanimator"  # the key our conditioning node puts in the CONDITIONING dicts
 WRAPPER_KEY = "stableanimator"
+WINDOWS_SHAPE_KEY = "stableanimator_windows"  # (tile size, frames) handed to memory_required via extra_conds_shapes
 
 
 class NativeConditioning:
@@ -55,6 +57,48 @@ class NativeConditioning:
         self.extras = extras or {}  # e.g. what the HJB hook needs (reference image and face box)
 
 
+# Layer types ComfyUI can stream in low-VRAM mode once they are its own cast-on-use classes (comfy.ops)
+_STREAMABLE = (torch.nn.Linear, torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.GroupNorm,
+               torch.nn.LayerNorm)
+
+
+def stream_on_demand(module: torch.nn.Module) -> int:
+    """Give the UNet's and PoseNet's plain layers ComfyUI's cast-on-use classes (``comfy.ops.disable_weight_init``,
+    subclasses of the same torch layers with the same parameters), so that ComfyUI's partial (low-VRAM) loading can
+    leave some of them in RAM and copy their weights to the GPU when each runs. Until ComfyUI asks for that they run
+    the plain torch forward: the same numbers. Returns how many layers changed class."""
+    import comfy.ops
+
+    ops = comfy.ops.disable_weight_init
+    changed = 0
+    for layer in module.modules():
+        if type(layer) not in _STREAMABLE:
+            continue  # already converted, or another type (an fp8-parametrized layer stays as it is)
+        cast = getattr(ops, type(layer).__name__, None)
+        if cast is not None and issubclass(cast, type(layer)):
+            layer.__class__ = cast
+            changed += 1
+    return changed
+
+
+class CONDHostFlags(comfy.conds.CONDRegular):
+    """Per-sample flags as a tuple of floats. ComfyUI moves tensor conditioning to the GPU before every evaluation,
+    and the model reads these on the host: as a tensor they would cost a device-to-host sync per evaluation."""
+
+    def process_cond(self, batch_size, **kwargs):
+        repeats = -(-batch_size // len(self.cond))
+        return self._copy_with(tuple((self.cond * repeats)[:batch_size]))
+
+    def can_concat(self, other):
+        return len(self.cond) == len(other.cond)
+
+    def concat(self, others):
+        return tuple(v for c in (self, *others) for v in c.cond)
+
+    def size(self):
+        return [len(self.cond)]
+
+
 class StableAnimatorDiffusionModel(torch.nn.Module):
     """``BaseModel.diffusion_model``: runs ComfyUI's diffusion-model wrappers (EasyCache, ...) around the core
     :class:`FrameBatchDenoiser`."""
@@ -62,6 +106,16 @@ class StableAnimatorDiffusionModel(torch.nn.Module):
     def __init__(self, denoiser: FrameBatchDenoiser):
         super().__init__()
         self.denoiser = denoiser
+        # Parameters ComfyUI's partial loading cannot stream and may leave in RAM: those of layers without the
+        # cast-on-use classes (the blend factors, PoseNet's scale, fp8-parametrized layers). Moved on use.
+        self._unstreamed = [m for m in denoiser.modules()
+                            if not hasattr(m, "comfy_cast_weights") and any(True for _ in m.parameters(recurse=False))]
+
+    def _place_unstreamed(self, device: torch.device) -> None:
+        for module in self._unstreamed:  # parameters looked up on each call: patches may replace them
+            for p in module.parameters(recurse=False):
+                if p.device != device:
+                    p.data = p.data.to(device)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -86,7 +140,8 @@ class StableAnimatorDiffusionModel(torch.nn.Module):
             options = dict(transformer_options, uuids=[uuids[b]])
             if "cond_or_uncond" in transformer_options:
                 options["cond_or_uncond"] = [transformer_options["cond_or_uncond"][b]]
-            sliced = {k: (v[part] if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == x.shape[0] else v)
+            sliced = {k: (v[part] if isinstance(v, torch.Tensor) and v.ndim and v.shape[0] == x.shape[0]
+                          or isinstance(v, tuple) and len(v) == x.shape[0] else v)
                       for k, v in kwargs.items()}
             outs.append(self._wrapped(wrappers, x[part], timesteps[part], context[part], control, options, sliced))
         return torch.cat(outs)
@@ -113,6 +168,7 @@ class StableAnimatorDiffusionModel(torch.nn.Module):
         elif not (pose_term.is_official and identity_term.is_official):
             raise ValueError("this sampler does not say which step it is at, so the conditioning's pose / identity "
                              "step ranges cannot be applied; use the official strengths and ranges")
+        self._place_unstreamed(x.device)
         return self.denoiser(x, timesteps, context, **{n: kwargs[n] for n in names}, **scales)
 
 
@@ -123,6 +179,22 @@ class StableAnimatorComfyModel(comfy.model_base.BaseModel):
                                                      "adm_in_channels": 768})
         super().__init__(config, comfy.model_base.ModelType.V_PREDICTION_EDM, device=device)
         self.diffusion_model = StableAnimatorDiffusionModel(denoiser)
+
+    def extra_conds_shapes(self, **kwargs):
+        native: Optional[NativeConditioning] = kwargs.get(COND_KEY)
+        return {} if native is None else {WINDOWS_SHAPE_KEY: (native.windows.tile_size, native.pose.num_frames)}
+
+    def memory_required(self, input_shape, cond_shapes={}):
+        """What one model evaluation needs beyond the weights: one window's UNet call, not the whole video at once
+        (ComfyUI's area formula would count every frame and partially load the UNet without need)."""
+        windows = cond_shapes.get(WINDOWS_SHAPE_KEY) or []
+        if not windows:
+            return super().memory_required(input_shape, cond_shapes)
+        tile, frames = max(w[0] for w in windows), max(w[1] for w in windows)
+        denoiser = self.diffusion_model.denoiser
+        both = input_shape[0] >= 2 * frames and denoiser.batch_branches  # positive and negative in one call
+        return sampling_memory_bytes(denoiser.unet.config, input_shape[-1] * 8, input_shape[-2] * 8, frames, tile,
+                                     both, denoiser.dtype)
 
     def extra_conds(self, **kwargs):
         native: Optional[NativeConditioning] = kwargs.get(COND_KEY)
@@ -143,7 +215,7 @@ class StableAnimatorComfyModel(comfy.model_base.BaseModel):
             "reference_latents": comfy.conds.CONDNoiseShape(comfy.utils.resize_to_batch_size(ref, frames)),
             "added_time_ids": comfy.conds.CONDRegular(native.added_time_ids),
             "pose": comfy.conds.CONDConstant(native.pose),
-            "pose_enabled": comfy.conds.CONDRegular(torch.full((frames,), 1.0 if native.pose_enabled else 0.0)),
+            "pose_enabled": CONDHostFlags((1.0 if native.pose_enabled else 0.0,) * frames),
             "windows": comfy.conds.CONDConstant(native.windows),
             "terms": comfy.conds.CONDConstant(native.terms),
             "num_video_frames": comfy.conds.CONDConstant(frames),
@@ -153,6 +225,8 @@ class StableAnimatorComfyModel(comfy.model_base.BaseModel):
 
 def make_model_patcher(unet: torch.nn.Module, pose_net: torch.nn.Module, batch_cfg: bool = True):
     """A ModelPatcher over the pack's own UNet and PoseNet modules (shared, not copied)."""
+    stream_on_demand(unet)
+    stream_on_demand(pose_net)
     denoiser = FrameBatchDenoiser(unet, pose_net, batch_branches=batch_cfg)
     denoiser.on_window = bridge.check_interrupt  # Cancel within one window, not one step
     model = StableAnimatorComfyModel(denoiser, device=bridge.offload_device())

@@ -24,6 +24,7 @@ from ..stableanimator_core.hjb import reference_box, target_boxes_from_masks
 from ..stableanimator_core.sampling.preview import preview_frame
 from ..stableanimator_core.sampling.sampler import SamplerCallbacks, SamplerSettings, plan_sampling
 from . import comfy_bridge as bridge
+from . import core_encoders
 from .payloads import CLIP_EMBEDS, COND, FACE, HJB, MODEL, AnimationConditioning, ClipEmbedding
 from ..stableanimator_core.sampling.memory import decode_memory_bytes, encode_memory_bytes, sampling_memory_bytes
 from .gpu_session import DECODE_ADVICE, ENCODE_ADVICE, SAMPLER_ADVICE, gpu_stage
@@ -32,6 +33,11 @@ log = logging.getLogger("StableAnimator")
 CATEGORY = "StableAnimator"
 # extra leading frames (the first-frame fix) travel on the LATENT, so every sampler passes them to the decoder
 LEADING_FRAMES_KEY = "stableanimator_leading_frames"
+CORE_VAE_TOOLTIP = ("Optional: ComfyUI's SVD VAE (e.g. from Image Only Checkpoint Loader on svd_xt.safetensors) "
+                    "instead of the Model Loader's SVD folder; the same weights give the same result.")
+CORE_CLIP_TOOLTIP = ("Optional: ComfyUI's CLIP vision of SVD-xt (ViT-H, e.g. from Image Only Checkpoint Loader on "
+                     "svd_xt.safetensors) instead of the Model Loader's SVD folder, with the official preprocessing "
+                     "(anti-aliased resize to 224x224, no crop).")
 
 
 def _percent(default: float, tooltip: str):
@@ -61,10 +67,18 @@ class StableAnimatorCLIPEncode:
         return {"required": {
             "model": (MODEL, {"tooltip": "From StableAnimator Model Loader."}),
             "reference": ("IMAGE", {"tooltip": "The reference photo (the person to animate)."}),
+        }, "optional": {
+            "clip_vision": ("CLIP_VISION", {"tooltip": CORE_CLIP_TOOLTIP}),
         }}
 
-    def encode(self, model, reference):
+    def encode(self, model, reference, clip_vision=None):
         ref = _single_image(reference, "reference")
+        if clip_vision is not None:
+            dim = model.models.face_encoder.fusion_model.proj_in.in_features
+            return (ClipEmbedding(core_encoders.clip_embeds(clip_vision, C.to_uint8_rgb(ref), dim)),)
+        if model.models.image_encoder is None:
+            raise InputError("CLIP image encoding needs SVD's CLIP image encoder, and StableAnimator Model Loader was "
+                             f"given no SVD folder: {core_encoders.NO_CLIP}")
         with gpu_stage([model.encoders], "CLIP image encoding", ENCODE_ADVICE):
             return (ClipEmbedding(P.clip_embeds(model.models, ref)),)
 
@@ -120,6 +134,7 @@ class StableAnimatorConditioning:
             "pose_start_percent": _percent(0.0, "Pose is used from this fraction of the denoising steps on."),
             "pose_end_percent": _percent(1.0, "Pose is used up to this fraction of the steps; ending early lets the "
                                               "last steps refine details without the skeleton."),
+            "vae": ("VAE", {"tooltip": CORE_VAE_TOOLTIP}),
             "first_frame_fix": ("BOOLEAN", {"default": False,
                                             "tooltip": "SVD's first frame is often blurry (official issue #94): "
                                                        "generate one extra frame on a copy of the first pose and drop "
@@ -128,7 +143,7 @@ class StableAnimatorConditioning:
 
     def condition(self, model, reference, clip_embeds, face, pose_images, width, height, fps, motion_bucket_id,
                   noise_aug_strength, noise_seed, id_strength=1.0, id_start_percent=0.0, id_end_percent=1.0,
-                  pose_strength=1.0, pose_start_percent=0.0, pose_end_percent=1.0, first_frame_fix=False):
+                  pose_strength=1.0, pose_start_percent=0.0, pose_end_percent=1.0, first_frame_fix=False, vae=None):
         if pose_images.ndim != 4 or pose_images.shape[0] < 1:
             raise InputError("pose_images must be a batch of skeleton images with at least one frame")
         width, height = C.round_to_64(width, "width"), C.round_to_64(height, "height")
@@ -142,11 +157,12 @@ class StableAnimatorConditioning:
         settings = P.ConditioningSettings(width, height, fps, float(motion_bucket_id), noise_aug_strength,
                                           identity=identity, pose=pose, first_frame_fix=bool(first_frame_fix))
         ref = _single_image(reference, "reference")
-        with gpu_stage([model.encoders, model.vae], "reference encoding", ENCODE_ADVICE,
+        vae_module, vae_group = core_encoders.vae_for(model, vae, "Reference encoding")
+        with gpu_stage([model.encoders, vae_group], "reference encoding", ENCODE_ADVICE,
                        memory_required=encode_memory_bytes(width, height)):
             embedding = None if face.embedding is None else face.embedding
             tokens = P.face_tokens(model.models, embedding, clip_embeds.embeds)
-            latent = P.reference_latent(model.models, ref, settings, noise_seed)
+            latent = P.reference_latent(dataclasses.replace(model.models, vae=vae_module), ref, settings, noise_seed)
         cond = P.assemble_conditioning(clip_embeds.embeds, tokens, latent, pose_images[..., :3], settings)
         warn_if_long(cond.num_frames, width, height, comfy_batches=3,
                      hint="ComfyUI holds the driving frames, skeletons and decoded video as float32; load fewer "
@@ -240,7 +256,8 @@ class StableAnimatorSampler:
                                  f"{steps} steps), so HJB would never run; lower start_step or raise steps, or "
                                  f"disconnect 'hjb'")
             refiner_stage = self._hjb_targets(conditioning, face_masks)
-            groups += [model.vae, hjb.face_net_group]
+            hjb_vae, hjb_vae_group = core_encoders.vae_for(model, hjb.core_vae, "HJB (it decodes the faces)")
+            groups += [hjb_vae_group, hjb.face_net_group]
         progress = bridge.Progress(plan.progress_total(hjb.settings if hjb is not None else None))
         done = {"calls": 0, "hjb": 0}
 
@@ -267,7 +284,7 @@ class StableAnimatorSampler:
             refiner = None
             if hjb is not None:
                 target_boxes, ref_box = refiner_stage
-                refiner = HJBStepHook.build(model.models.vae, hjb.face_net, conditioning.reference, ref_box,
+                refiner = HJBStepHook.build(hjb_vae, hjb.face_net, conditioning.reference, ref_box,
                                             target_boxes, hjb.settings, on_iteration=on_hjb,
                                             check_cancel=bridge.check_interrupt)
             out = P.run_sampler(model.models, cond, settings, refiner, SamplerCallbacks(on_call, on_step),
@@ -315,9 +332,11 @@ class StableAnimatorDecode:
             "decode_chunk_size": ("INT", {"default": 4, "min": 0, "max": 64,
                                           "tooltip": "Frames decoded together (official 4; more is smoother and "
                                                      "needs more VRAM). 0 = as many as the free memory allows."}),
+        }, "optional": {
+            "vae": ("VAE", {"tooltip": CORE_VAE_TOOLTIP}),
         }}
 
-    def decode(self, model, latent, decode_chunk_size):
+    def decode(self, model, latent, decode_chunk_size, vae=None):
         samples = latent["samples"]
         if samples.ndim != 4 or samples.shape[1] != 4:
             raise InputError(f"expected a StableAnimator/SVD latent [frames, 4, h, w], got {tuple(samples.shape)}")
@@ -333,8 +352,9 @@ class StableAnimatorDecode:
 
         device = bridge.torch_device()
         need = decode_memory_bytes(samples.shape[-1] * 8, samples.shape[-2] * 8, decode_chunk_size)
-        with gpu_stage([model.vae], "decoding", DECODE_ADVICE, memory_required=need):
-            frames = decode_latents(model.models.vae, samples[None], decode_chunk_size, on_chunk,
+        vae_module, vae_group = core_encoders.vae_for(model, vae, "Decoding")
+        with gpu_stage([vae_group], "decoding", DECODE_ADVICE, memory_required=need):
+            frames = decode_latents(vae_module, samples[None], decode_chunk_size, on_chunk,
                                     lambda: bridge.free_memory_bytes(device), dtype=model.decode_dtype,
                                     scaled=False)
         return (frames,)

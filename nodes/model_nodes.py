@@ -16,6 +16,7 @@ from .payloads import HJB, MODEL, HJBOptions, ModelHandle
 log = logging.getLogger("StableAnimator")
 HJB_DEFAULTS = HJBSettings()  # the official values; the widgets' defaults
 CATEGORY = "StableAnimator"
+NO_SVD_FOLDER = "none"  # ComfyUI's VAE and CLIP vision are connected to the nodes instead
 
 
 def _weights_choices(model: catalogue.ModelFile) -> list[str]:
@@ -43,8 +44,11 @@ class StableAnimatorModelLoader:
             "face_encoder": (_weights_choices(catalogue.FACE_ENCODER),
                              {"tooltip": "Face encoder turning the ArcFace identity into tokens "
                                          "(Animation/face_encoder.pth)."}),
-            "svd": (bridge.with_default(bridge.list_svd_folders(), "stableanimator/SVD"), {"tooltip": "The SVD-xt diffusers folder (SVD/ in the StableAnimator download): "
-                                                "its vae/ and image_encoder/ are used; its unet weights are not."}),
+            "svd": (bridge.with_default(bridge.list_svd_folders(), "stableanimator/SVD") + [NO_SVD_FOLDER],
+                    {"tooltip": "The SVD-xt diffusers folder (SVD/ in the StableAnimator download): its vae/ and "
+                                "image_encoder/ are used; its unet weights are not. 'none': use ComfyUI's own VAE and "
+                                "CLIP vision of svd_xt.safetensors (Image Only Checkpoint Loader), connected to "
+                                "CLIP Encode, Conditioning, Decode and the HJB node."}),
             "precision": (list(PRECISIONS), {"default": "auto",
                                               "tooltip": "auto: bf16 on GPUs with native bf16 (compute "
                                                          "capability 8.0+: RTX 30xx and newer, A100, H100), fp16 "
@@ -66,7 +70,7 @@ class StableAnimatorModelLoader:
     @classmethod
     def IS_CHANGED(cls, unet, pose_net, face_encoder, svd, precision, **options):
         return (bridge.files_fingerprint(bridge.STABLEANIMATOR_FOLDER, [unet, pose_net, face_encoder])
-                + bridge.svd_fingerprint(svd) + precision + repr(sorted(options.items())))
+                + (svd if svd == NO_SVD_FOLDER else bridge.svd_fingerprint(svd)) + precision + repr(sorted(options.items())))
 
     def load(self, unet, pose_net, face_encoder, svd, precision, weight_storage="default", compile_unet=False):
         device = bridge.torch_device()
@@ -74,7 +78,8 @@ class StableAnimatorModelLoader:
         files = [bridge.resolve_file(bridge.STABLEANIMATOR_FOLDER, name, what)
                  for name, what in ((unet, "UNet"), (pose_net, "PoseNet"), (face_encoder, "Face encoder"))]
         options = UNetOptions(compile=compile_unet, weight_storage=weight_storage)
-        models = load_components(*files, bridge.resolve_svd_folder(svd), dtype, bridge.offload_device(),
+        svd_dir = None if svd == NO_SVD_FOLDER else bridge.resolve_svd_folder(svd)
+        models = load_components(*files, svd_dir, dtype, bridge.offload_device(),
                                  unet_options=options)
         log.info("StableAnimator models loaded (%s, %s)", unet, dtype)
         return (ModelHandle.wrap(models, dtype, name=unet, decode_dtype=resolve_decode_dtype(precision)),)
@@ -117,6 +122,9 @@ class StableAnimatorHJBSettings:
                                            "tooltip": "tiled: the sampler's frame windows, memory bounded by "
                                                       "tile_size. all_frames: one window over the whole video, as "
                                                       "the official inference_op.py (memory grows with the frames)."}),
+            "vae": ("VAE", {"tooltip": "Optional: ComfyUI's SVD VAE (e.g. from Image Only Checkpoint Loader on "
+                                       "svd_xt.safetensors) to decode the faces, instead of the Model Loader's SVD "
+                                       "folder."}),
             "preset": (list(PRESETS), {"default": "pack",
                                        "tooltip": "official: mode faithful and window all_frames, as "
                                                   "inference_op.py, whatever those widgets say."}),
@@ -127,7 +135,7 @@ class StableAnimatorHJBSettings:
         return bridge.files_fingerprint(bridge.STABLEANIMATOR_FOLDER, [face_model])
 
     def build(self, face_model, iterations, start_step, end_step, eta, mode, decode_chunk_size, window="tiled",
-              preset="pack"):
+              preset="pack", vae=None):
         if preset == "official":
             mode, window = OFFICIAL.hjb_mode, OFFICIAL.hjb_window
         settings = HJBSettings(num_iterations=iterations, start_step=start_step, end_step=end_step, eta=eta,
@@ -136,7 +144,7 @@ class StableAnimatorHJBSettings:
         face_net = load_face_embedder(path, bridge.offload_device())
         group = bridge.ManagedModels(bridge.ModuleGroup(face_net=face_net), bridge.torch_device(),
                                      bridge.offload_device())
-        return (HJBOptions(settings, face_net, group),)
+        return (HJBOptions(settings, face_net, group, core_vae=vae),)
 
 
 NODE_CLASS_MAPPINGS = {

@@ -15,6 +15,7 @@ from ..stableanimator_core.hjb.sampler_hook import HJBStepHook
 from ..stableanimator_core.sampling.frame_batch import PoseFrames, WindowSettings
 from ..stableanimator_core.sampling.windows import effective_tile_size
 from . import comfy_bridge as bridge
+from . import core_encoders
 from .generation_nodes import StableAnimatorConditioning, StableAnimatorSampler
 from .payloads import HJB, MODEL
 from .gpu_session import SAMPLER_ADVICE
@@ -82,9 +83,10 @@ class StableAnimatorKSamplerConditioning:
     def INPUT_TYPES(cls):
         base = StableAnimatorConditioning.INPUT_TYPES()
         sampler = StableAnimatorSampler.INPUT_TYPES()["required"]
+        widgets = {k: v for k, v in base.get("optional", {}).items() if k != "vae"}
         return {"required": {
             **base["required"],
-            **base.get("optional", {}),
+            **widgets,
             "tile_size": sampler["tile_size"],
             "tile_overlap": sampler["tile_overlap"],
             "official_noise": ("BOOLEAN", {"default": True,
@@ -92,7 +94,7 @@ class StableAnimatorKSamplerConditioning:
                                                       "window's noise repeated, after the reference's draw); give it "
                                                       "the same seed as noise_seed to reproduce the official run. "
                                                       "Off: ComfyUI's usual independent noise per frame."}),
-        }}
+        }, "optional": {"vae": base["optional"]["vae"]}}
 
     def condition(self, tile_size, tile_overlap, official_noise=True, **conditioning):
         cm = _comfy_model()
@@ -145,7 +147,8 @@ class StableAnimatorHJBHook:
             raise InputError("connect the positive output of StableAnimator Conditioning (KSampler)")
         animation = native.extras["animation"]
         target_boxes, ref_box = StableAnimatorSampler._hjb_targets(animation, face_masks)
-        groups = [stableanimator.vae, hjb.face_net_group]
+        vae, vae_group = core_encoders.vae_for(stableanimator, hjb.core_vae, "The HJB hook (it decodes the faces)")
+        groups = [vae_group, hjb.face_net_group]
         state = {"refiner": None}
 
         def refine(x0: torch.Tensor, step: int, steps: int) -> torch.Tensor:
@@ -154,7 +157,7 @@ class StableAnimatorHJBHook:
             for g in groups:
                 g.load()
             if state["refiner"] is None:
-                state["refiner"] = HJBStepHook.build(stableanimator.models.vae, hjb.face_net, animation.reference,
+                state["refiner"] = HJBStepHook.build(vae, hjb.face_net, animation.reference,
                                                      ref_box, target_boxes, hjb.settings,
                                                      on_iteration=lambda it, loss: bridge.check_interrupt(),
                                                      check_cancel=bridge.check_interrupt)

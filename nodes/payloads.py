@@ -33,7 +33,7 @@ class ModelHandle:
     dtype: torch.dtype
     sampling: ManagedModels  # UNet + PoseNet
     encoders: ManagedModels  # CLIP image encoder + face encoder
-    vae: ManagedModels
+    vae: Optional[ManagedModels]  # None without the SVD folder (a core VAE is connected to the nodes instead)
     name: str = ""
     decode_dtype: torch.dtype = torch.float32  # fp16 for the official basic script's precision
 
@@ -46,7 +46,7 @@ class ModelHandle:
             sampling=ManagedModels(ModuleGroup(unet=models.unet, pose_net=models.pose_net), load, offload),
             encoders=ManagedModels(ModuleGroup(image_encoder=models.image_encoder, face_encoder=models.face_encoder),
                                    load, offload),
-            vae=ManagedModels(ModuleGroup(vae=models.vae), load, offload),
+            vae=ManagedModels(ModuleGroup(vae=models.vae), load, offload) if models.vae is not None else None,
             name=name,
         )
 
@@ -71,6 +71,7 @@ class HJBOptions:
     settings: HJBSettings
     face_net: torch.nn.Module  # IResNet-100 (glintr100_torch.pth), float32
     face_net_group: ManagedModels
+    core_vae: Optional[Any] = None  # a ComfyUI VAE connected to the HJB node, else the Model Loader's VAE decodes
 
 
 @dataclass

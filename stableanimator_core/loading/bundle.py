@@ -13,8 +13,8 @@ class StableAnimatorModels:
     unet: torch.nn.Module
     pose_net: torch.nn.Module
     face_encoder: torch.nn.Module
-    vae: torch.nn.Module
-    image_encoder: torch.nn.Module
+    vae: Optional[torch.nn.Module]  # None: loaded without the SVD folder (ComfyUI's VAE is given to the nodes)
+    image_encoder: Optional[torch.nn.Module]  # None: likewise (ComfyUI's CLIP vision)
     scheduler_config: Optional[dict[str, Any]] = None
     face_embedder: Optional[torch.nn.Module] = None  # IResNet-100, only for HJB
 

@@ -19,6 +19,7 @@ from ..models.acceleration import UNetOptions, apply_unet_options
 from ..models.face_encoder import FusionFaceId
 from ..models.pose_net import PoseNet
 from ..models.unet import StableAnimatorUNet, UNetConfig
+from ..pipeline.decode import SVD_SCALING_FACTOR
 from .bundle import StableAnimatorModels
 from .checkpoints import build_on_meta, find_weights_file, load_into, load_state_dict, read_json
 from .iresnet_file import load_iresnet_file
@@ -70,12 +71,40 @@ def load_face_encoder(path: PathLike, dtype: torch.dtype = torch.float32,
 
 def load_vae(weights: PathLike, config: dict[str, Any], device: torch.device | str = "cpu") -> torch.nn.Module:
     """SVD's temporal VAE in float32 (its encoder overflows in fp16; SVD sets ``force_upcast``)."""
+    return _build_vae(config, load_state_dict(weights, "svd"), Path(weights).name, device)
+
+
+def _build_vae(config: dict[str, Any], sd: dict[str, torch.Tensor], source: str,
+               device: torch.device | str) -> torch.nn.Module:
     from diffusers import AutoencoderKLTemporalDecoder
 
     cfg = {k: v for k, v in config.items() if not k.startswith("_")}
     model = build_on_meta(lambda: AutoencoderKLTemporalDecoder.from_config(cfg))
-    load_into(model, load_state_dict(weights, "svd"), Path(weights).name, "svd")
+    load_into(model, sd, source, "svd")
     return _finish(model, device)
+
+
+def vae_from_comfy_layout(sd: dict[str, torch.Tensor], source: str, device: torch.device | str = "cpu") -> torch.nn.Module:
+    """The same VAE from ComfyUI's key layout (a core ``VAE``'s weights, ``first_stage_model.*`` of
+    ``svd_xt.safetensors``); the architecture is read off the shapes."""
+    from .core_vae_layout import comfy_to_diffusers, is_comfy_layout, strip_prefix
+
+    sd = strip_prefix(sd)
+    if not is_comfy_layout(sd):
+        raise CheckpointError(f"{source} is not SVD's temporal VAE (no decoder.mid.block_1.mix_factor): use the VAE "
+                              f"of svd_xt.safetensors (e.g. from ImageOnlyCheckpointLoader)")
+    sd = comfy_to_diffusers(sd)
+    levels = sorted({int(k.split(".")[2]) for k in sd if k.startswith("encoder.down_blocks.")})
+    config = {
+        "in_channels": sd["encoder.conv_in.weight"].shape[1],
+        "out_channels": sd["decoder.conv_out.weight"].shape[0],
+        "latent_channels": sd["decoder.conv_in.weight"].shape[1],
+        "block_out_channels": [sd[f"encoder.down_blocks.{i}.resnets.0.conv1.weight"].shape[0] for i in levels],
+        "down_block_types": ["DownEncoderBlock2D"] * len(levels),
+        "layers_per_block": len({k.split(".")[4] for k in sd if k.startswith("encoder.down_blocks.0.resnets.")}),
+        "scaling_factor": SVD_SCALING_FACTOR, "force_upcast": True,
+    }
+    return _build_vae(config, sd, source, device)
 
 
 def load_image_encoder(weights: PathLike, config: dict[str, Any], dtype: torch.dtype = torch.float32,
@@ -133,23 +162,29 @@ def svd_scheduler_config(svd_dir: PathLike) -> Optional[dict[str, Any]]:
 SVD_HINT = "https://huggingface.co/FrancisRing/StableAnimator (SVD/) or https://huggingface.co/stabilityai/stable-video-diffusion-img2vid-xt"
 
 
-def load_components(unet: PathLike, pose_net: PathLike, face_encoder: PathLike, svd_dir: PathLike,
+def load_components(unet: PathLike, pose_net: PathLike, face_encoder: PathLike, svd_dir: Optional[PathLike],
                     dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
                     face_embedder: Optional[PathLike] = None,
                     unet_options: Optional[UNetOptions] = None) -> StableAnimatorModels:
     """Every component from explicit files and the SVD-xt folder. The VAE stays float32 (see :func:`load_vae`).
+    Without the folder (``svd_dir=None``) there is no VAE and no CLIP image encoder, and the UNet has SVD-xt's
+    architecture.
 
     ``unet_options`` (fp8 weight storage, torch.compile; see :mod:`..models.acceleration`) apply to the loaded UNet.
     """
-    vae_file, vae_cfg = svd_component(svd_dir, "vae")
-    clip_file, clip_cfg = svd_component(svd_dir, "image_encoder")
+    vae = image_encoder = None
+    if svd_dir is not None:  # None: ComfyUI's own VAE and CLIP vision are given to the nodes instead
+        vae = load_vae(*svd_component(svd_dir, "vae"), device)
+        clip_file, clip_cfg = svd_component(svd_dir, "image_encoder")
+        image_encoder = load_image_encoder(clip_file, clip_cfg, dtype, device)
     return StableAnimatorModels(
-        unet=apply_unet_options(load_unet(unet, svd_unet_config(svd_dir), dtype, device), unet_options),
+        unet=apply_unet_options(load_unet(unet, svd_unet_config(svd_dir) if svd_dir else None, dtype, device),
+                                unet_options),
         pose_net=load_pose_net(pose_net, dtype, device),
         face_encoder=load_face_encoder(face_encoder, dtype, device),
-        vae=load_vae(vae_file, vae_cfg, device),
-        image_encoder=load_image_encoder(clip_file, clip_cfg, dtype, device),
-        scheduler_config=svd_scheduler_config(svd_dir),
+        vae=vae,
+        image_encoder=image_encoder,
+        scheduler_config=svd_scheduler_config(svd_dir) if svd_dir else None,
         face_embedder=load_face_embedder(face_embedder, device) if face_embedder is not None else None,
     )
 

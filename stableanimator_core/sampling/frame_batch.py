@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -92,12 +92,13 @@ class FrameBatchDenoiser(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
                 reference_latents: torch.Tensor, added_time_ids: torch.Tensor, pose: PoseFrames,
-                pose_enabled: torch.Tensor, windows: WindowSettings, num_video_frames: int, pose_scale: float = 1.0,
+                pose_enabled: torch.Tensor | Sequence[float], windows: WindowSettings, num_video_frames: int, pose_scale: float = 1.0,
                 id_scale: float = 1.0) -> torch.Tensor:
         """
         x: model input ``[B*F, 4, h, w]`` (noisy latents already divided by sqrt(sigma^2 + 1));
         timesteps ``[B*F]`` (0.25 log sigma); context ``[B*F, 1 + tokens, D]``; reference_latents ``[B*F, 4, h, w]``;
-        added_time_ids ``[B*F, 3]``; pose_enabled ``[B*F]`` (1: PoseNet features added, 0: none);
+        added_time_ids ``[B*F, 3]``; pose_enabled ``[B*F]`` values (1: PoseNet features added, 0: none; a tensor or a
+        host sequence);
         pose_scale / id_scale: this step's pose and identity terms (``sampling.controls``; 0 = not computed).
         Returns the v-prediction ``[B*F, 4, h, w]`` (float32).
         """
@@ -112,7 +113,9 @@ class FrameBatchDenoiser(torch.nn.Module):
         def first(t: torch.Tensor) -> torch.Tensor:
             return t.reshape(nb, frames, *t.shape[1:])[:, 0]
 
-        enabled = [bool(v > 0.5) for v in first(pose_enabled).tolist()]
+        # a host sequence from ComfyUI (no device sync), or a tensor from other hosts
+        flags = pose_enabled.tolist() if isinstance(pose_enabled, torch.Tensor) else list(pose_enabled)
+        enabled = [bool(flags[b * frames] > 0.5) for b in range(nb)]
         branches = Branches(first(context), first(added_time_ids), first(reference_latents), has_pose=enabled)
         dtype = self.dtype
         feats = self.pose_features(pose, x.device, dtype) if pose_scale and any(enabled) else None

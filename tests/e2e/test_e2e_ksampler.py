@@ -1,7 +1,8 @@
 """StableAnimator as a core MODEL in a real ComfyUI: KSampler reproduces the pack's sampler; other samplers,
 schedulers and core model patches run; HJB through the sampler hook equals the pack's HJB.
 
-Skipped unless COMFYUI_DIR is set (see tests/e2e/conftest.py). Tiny models, 64x128, 16 frames, 2-4 steps.
+Skipped unless COMFYUI_DIR is set (see tests/e2e/conftest.py). Tiny models, 64x128, 16 frames in 3 windows of 8
+(tests/e2e/small_settings.py), 2-8 steps.
 """
 
 from __future__ import annotations
@@ -16,11 +17,10 @@ import pytest
 import torch
 
 from tests.e2e.conftest import REPO_ROOT
+from tests.e2e.small_settings import SMALL_INPUTS
 from tools.workflow_tools import convert_ui_to_api
 
 WORKFLOWS = REPO_ROOT / "example_workflows"
-SMALL = {"width": 64, "height": 128}
-WINDOWS = {"tile_size": 8, "tile_overlap": 2}  # 16 frames -> 3 windows
 MEASURED: dict[str, Any] = {}
 
 
@@ -38,16 +38,10 @@ def _ids(prompt: dict[str, Any], class_type: str) -> list[str]:
 def _prompt(server, name: str, steps: int = 2) -> dict[str, Any]:
     """The bundled workflow as an API prompt at test size, with a SaveLatent after the sampler."""
     prompt = convert_ui_to_api(json.loads((WORKFLOWS / name).read_text()), server.object_info())
-    for nid in _ids(prompt, "StableAnimatorConditioning"):
-        prompt[nid]["inputs"].update(SMALL)
-    for nid in _ids(prompt, "StableAnimatorKSamplerConditioning"):
-        prompt[nid]["inputs"].update(SMALL, **WINDOWS)
-    for nid in _ids(prompt, "StableAnimatorSampler"):
-        prompt[nid]["inputs"].update(steps=steps, **WINDOWS)
-    for nid in _ids(prompt, "KSampler"):
+    for node in prompt.values():  # the sizes, windows and HJB settings every e2e run uses (small_settings.py)
+        node["inputs"].update(SMALL_INPUTS.get(node["class_type"], {}))
+    for nid in _ids(prompt, "StableAnimatorSampler") + _ids(prompt, "KSampler"):
         prompt[nid]["inputs"].update(steps=steps)
-    for nid in _ids(prompt, "StableAnimatorHJBSettings"):
-        prompt[nid]["inputs"].update(iterations=1, end_step=0)
     sampler = (_ids(prompt, "StableAnimatorSampler") + _ids(prompt, "KSampler"))[0]
     prompt["9001"] = {"class_type": "SaveLatent",
                       "inputs": {"samples": [sampler, 0], "filename_prefix": f"e2e_ksampler/{Path(name).stem}"}}

@@ -35,7 +35,8 @@ def test_every_input_and_output_has_a_tooltip(mappings):
 
 def test_custom_socket_types_are_prefixed(mappings):
     classes, _ = mappings
-    core = {"IMAGE", "MASK", "LATENT", "FLOAT", "STRING", "INT", "BOOLEAN", "POSE_KEYPOINT", "MODEL", "CONDITIONING"}
+    core = {"IMAGE", "MASK", "LATENT", "FLOAT", "STRING", "INT", "BOOLEAN", "POSE_KEYPOINT", "MODEL", "CONDITIONING",
+            "VAE", "CLIP_VISION"}
     for node_id, cls in classes.items():
         types = set(cls.RETURN_TYPES)
         for section in ("required", "optional"):

@@ -81,3 +81,21 @@ def test_a_batch_that_is_not_whole_videos_is_refused(tiny_models, cond):
     with pytest.raises(ValueError, match="not a whole number of 5-frame videos"):
         denoiser(x, torch.zeros(4), torch.zeros((4, 5, 32)), torch.zeros((4, 4, 16, 8)), torch.zeros((4, 3)),
                  PoseFrames(cond.pose_frames), torch.ones(4), WindowSettings(3, 1), 5)
+
+
+def test_pose_flags_as_a_host_sequence_give_the_tensors_result(tiny_models, cond):
+    """ComfyUI hands the flags as a tuple (a tensor there is moved to the GPU and read back every evaluation)."""
+    denoiser = FrameBatchDenoiser(tiny_models.unet, tiny_models.pose_net)
+    frames, g = cond.num_frames, torch.Generator().manual_seed(1)
+    tokens = torch.cat([cond.clip_embeds, cond.face_tokens], dim=1)
+    args = (torch.randn((2 * frames, 4, 16, 8), generator=g), torch.full((2 * frames,), 1.5),
+            torch.cat([tokens.expand(frames, -1, -1), torch.zeros_like(tokens).expand(frames, -1, -1)]),
+            torch.cat([cond.image_latents.expand(frames, -1, -1, -1)] * 2), cond.added_time_ids.expand(2 * frames, -1),
+            PoseFrames(cond.pose_frames))
+    flags = [1.0] * frames + [0.0] * frames
+    with torch.no_grad():
+        as_tensor = denoiser(*args, torch.tensor(flags), WindowSettings(3, 1), frames)
+        as_tuple = denoiser(*args, tuple(flags), WindowSettings(3, 1), frames)
+        no_pose = denoiser(*args, (0.0,) * (2 * frames), WindowSettings(3, 1), frames)
+    assert torch.equal(as_tensor, as_tuple)
+    assert not torch.equal(as_tuple, no_pose)  # the flags are read, not ignored
