@@ -52,8 +52,14 @@ def pack_vae(core_vae: Any) -> tuple[torch.nn.Module, bridge.ManagedModels]:
         raise InputError("the connected 'vae' is not a ComfyUI VAE (it has no weights to read)")
     from ..stableanimator_core.errors import CheckpointError
 
+    sd = get_sd()
+    stored = {v.dtype for v in sd.values() if v.is_floating_point()}
+    if stored - {torch.float32}:
+        log.warning("the connected VAE holds %s weights (ComfyUI's choice for this device); the official pipeline's "
+                    "VAE is float32: start ComfyUI with --fp32-vae for the official numbers",
+                    ", ".join(sorted(str(d).replace("torch.", "") for d in stored - {torch.float32})))
     try:
-        module = vae_from_comfy_layout(get_sd(), "the connected VAE", bridge.offload_device())
+        module = vae_from_comfy_layout(sd, "the connected VAE", bridge.offload_device())
     except CheckpointError as exc:
         raise InputError(f"{exc}. StableAnimator needs SVD-xt's temporal VAE, not an SD / SDXL image VAE") from exc
     group = bridge.ManagedModels(bridge.ModuleGroup(vae=module), bridge.torch_device(), bridge.offload_device())

@@ -202,6 +202,13 @@ def _link_conditioning_inputs(L: Layout, n: dict[str, int]) -> None:
 HJB_WIDGETS = ["Animation/glintr100_torch.pth", 3, 0, 20, 0.1, "memory_bounded", 4, "tiled", "pack"]
 
 
+def _decode(L: Layout, n: dict[str, int]) -> None:
+    """StableAnimator Decode of the sampler's LATENT, 4 frames at a time (the official chunk)."""
+    n["decode"] = L.add("StableAnimatorDecode", [4], 3)
+    L.link(n["model"], 0, n["decode"], "model")
+    L.link(n["sampler"], 0, n["decode"], "latent")
+
+
 def _pack_sampling(L: Layout, n: dict[str, int], hjb: bool, size: int, steps: int) -> None:
     """Conditioning, sampling and decoding with the pack's own sampler."""
     # official values; then id_strength/start/end, pose_strength/start/end, first_frame_fix
@@ -216,9 +223,7 @@ def _pack_sampling(L: Layout, n: dict[str, int], hjb: bool, size: int, steps: in
     L.link(n["model"], 0, n["sampler"], "model")
     L.link(n["cond"], 0, n["sampler"], "conditioning")
     L.link(n["cond"], 1, n["sampler"], "latent")
-    n["decode"] = L.add("StableAnimatorDecode", [4], 3)
-    L.link(n["model"], 0, n["decode"], "model")
-    L.link(n["sampler"], 0, n["decode"], "latent")
+    _decode(L, n)
     L.note(f"4. Sampling: SVD Euler, {steps} steps, guidance 3, windows of 16 frames overlapping by 4 for long videos "
            "(lower tile_size to save VRAM). Decode: frames decoded 4 at a time (larger = smoother, more VRAM).", 3, 5)
     if hjb:
@@ -260,9 +265,7 @@ def _core_sampling(L: Layout, n: dict[str, int], hjb: bool, size: int, steps: in
     L.link(n["cond"], 0, n["sampler"], "positive")
     L.link(n["cond"], 1, n["sampler"], "negative")
     L.link(n["cond"], 2, n["sampler"], "latent_image")
-    n["decode"] = L.add("StableAnimatorDecode", [4], 3)
-    L.link(n["model"], 0, n["decode"], "model")
-    L.link(n["sampler"], 0, n["decode"], "latent")
+    _decode(L, n)
     L.note("4. Core KSampler: euler + karras with cfg 3 is the official sampler (the same video as "
            "StableAnimator Sampler). Any other sampler/scheduler, SamplerCustom (e.g. AlignYourStepsScheduler SVD) "
            "and model patches (EasyCache, VideoLinearCFGGuidance for the guidance ramp) work too.", 3, 8)

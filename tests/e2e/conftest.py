@@ -10,10 +10,11 @@ Environment:
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 import pytest
 
@@ -88,11 +89,13 @@ def comfy_server(comfy_core_server: ComfyServer) -> ComfyServer:
     return comfy_core_server
 
 
-@pytest.fixture(scope="session")
-def pack_server(comfy_env: dict[str, Any], tiny_models_dir: Path) -> Iterator[ComfyServer]:
-    """A ComfyUI with this pack and the tiny models folder (tests/conftest.py), shared by the workflow and browser
-    tests; fails with the import traceback if the pack registered no nodes."""
-    server = ComfyServer(**comfy_env, packs={PACK_NAME: REPO_ROOT}, models_dir=tiny_models_dir)
+@contextlib.contextmanager
+def pack_server_running(comfy_env: dict[str, Any], log_name: str, models_dir: Path,
+                        extra_packs: Optional[dict[str, Path]] = None, **server_args: Any) -> Iterator[ComfyServer]:
+    """A ComfyUI with this pack (and `extra_packs`) for the block; fails with the import traceback if the pack
+    registered no nodes; keeps its log under `log_name` (STABLEANIMATOR_E2E_ARTIFACTS)."""
+    server = ComfyServer(**comfy_env, packs={PACK_NAME: REPO_ROOT, **(extra_packs or {})}, models_dir=models_dir,
+                         **server_args)
     try:
         server.start()
         server.require_pack(PACK_NAME)
@@ -104,8 +107,16 @@ def pack_server(comfy_env: dict[str, Any], tiny_models_dir: Path) -> Iterator[Co
     try:
         yield server
     finally:
-        keep_server_log(server, "comfyui_pack_server")
+        keep_server_log(server, log_name)
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pack_server(comfy_env: dict[str, Any], tiny_models_dir: Path) -> Iterator[ComfyServer]:
+    """A ComfyUI with this pack and the tiny models folder (tests/conftest.py), shared by the workflow and browser
+    tests."""
+    with pack_server_running(comfy_env, "comfyui_pack_server", tiny_models_dir) as server:
+        yield server
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:

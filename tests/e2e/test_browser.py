@@ -27,8 +27,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.comfy_server import ComfyServer, ComfyServerError
-from tests.e2e.conftest import PACK_NAME, REPO_ROOT, keep_server_log, skip_or_fail
+from tests.e2e.conftest import PACK_NAME, REPO_ROOT, pack_server_running, skip_or_fail
 from tests.e2e.small_settings import small_overrides
 
 WORKFLOWS = sorted((REPO_ROOT / "example_workflows").glob("*.json"))
@@ -210,20 +209,9 @@ def server(frontend, request, comfy_env, tiny_models_dir):
         return
     if not (Path(root) / "index.html").is_file():
         pytest.fail(f"front end {frontend}: no index.html in {root}", pytrace=False)
-    srv = ComfyServer(**comfy_env, packs={PACK_NAME: REPO_ROOT}, models_dir=tiny_models_dir,
-                      extra_args=["--disable-api-nodes", "--front-end-root", root])
-    try:
-        srv.start()
-        srv.require_pack(PACK_NAME)
-    except ComfyServerError as e:
-        srv.stop()
-        pytest.fail(str(e), pytrace=False)
-    srv.post_json("/settings", {"Comfy.TutorialCompleted": True})
-    try:
+    with pack_server_running(comfy_env, f"comfyui_frontend_{frontend}", tiny_models_dir,
+                             extra_args=["--disable-api-nodes", "--front-end-root", root]) as srv:
         yield srv
-    finally:
-        keep_server_log(srv, f"comfyui_frontend_{frontend}")
-        srv.stop()
 
 
 @pytest.fixture(scope="module")

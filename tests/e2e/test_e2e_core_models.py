@@ -19,8 +19,8 @@ from typing import Any, Iterator
 import pytest
 import torch
 
-from tests.e2e.comfy_server import ComfyServer, ComfyServerError
-from tests.e2e.conftest import PACK_NAME, REPO_ROOT, keep_server_log
+from tests.e2e.comfy_server import ComfyServer
+from tests.e2e.conftest import REPO_ROOT, pack_server_running
 from tests.e2e.small_settings import SMALL_INPUTS
 from tools.workflow_tools import convert_ui_to_api
 
@@ -72,24 +72,14 @@ def core_models_dir(tmp_path_factory, tiny_models_dir) -> Path:
 
 @pytest.fixture(scope="module")
 def server(comfy_env, core_models_dir) -> Iterator[ComfyServer]:
-    srv = ComfyServer(**comfy_env, packs={PACK_NAME: REPO_ROOT, "stableanimator_e2e_loaders": TEST_PACK},
-                      models_dir=core_models_dir,
-                      # ComfyUI stores CLIP vision weights in fp16 unless told otherwise (model_management.
-                      # text_encoder_dtype), ~1e-3 off the pack's fp32 encoder; compared here at equal precision
-                      extra_args=("--disable-api-nodes", "--fp32-text-enc"))
-    try:
-        srv.start()
-        srv.require_pack(PACK_NAME)
-    except ComfyServerError as e:
-        srv.stop()
-        pytest.fail(str(e), pytrace=False)
-    try:
+    # ComfyUI stores CLIP vision weights in fp16 unless told otherwise (model_management.text_encoder_dtype), ~1e-3
+    # off the pack's fp32 encoder; compared here at equal precision
+    with pack_server_running(comfy_env, "comfyui_core_models_server", core_models_dir,
+                             extra_packs={"stableanimator_e2e_loaders": TEST_PACK},
+                             extra_args=("--disable-api-nodes", "--fp32-text-enc")) as srv:
         yield srv
-    finally:
-        if MEASURED:
-            print("\ncore VAE / CLIP vision e2e measurements:", json.dumps(MEASURED))
-        keep_server_log(srv, "comfyui_core_models_server")
-        srv.stop()
+    if MEASURED:
+        print("\ncore VAE / CLIP vision e2e measurements:", json.dumps(MEASURED))
 
 
 def _ids(prompt: dict[str, Any], class_type: str) -> str:

@@ -107,3 +107,31 @@ def test_the_loader_offers_no_svd_folder(nodes, standalone_models, errors):
     # without the folder the UNet has SVD-xt's architecture (the released unet.pth); the tiny test UNet is refused
     with pytest.raises(Exception, match="does not match the StableAnimatorUNet architecture"):
         loader().load("Animation/unet.pth", "Animation/pose_net.pth", "Animation/face_encoder.pth", "none", "fp32")
+
+
+def test_a_vae_held_in_bf16_is_used_and_said(nodes, load_model, caplog):
+    model = _identity_quant_conv(load_model())
+    core_vae = ComfyLayoutVAE(model.models.vae)
+    core_vae.sd = {k: v.to(torch.bfloat16) for k, v in core_vae.sd.items()}
+    latent = {"samples": torch.randn(2, 4, 16, 8, generator=torch.Generator().manual_seed(0))}
+    frames = nodes["StableAnimatorDecode"]().decode(model, latent, 2, vae=core_vae)[0]
+    assert frames.shape == (2, 128, 64, 3) and torch.isfinite(frames).all()
+    assert "holds bfloat16 weights" in caplog.text and "--fp32-vae" in caplog.text
+
+
+def test_hjb_decodes_faces_with_the_connected_vae(nodes, load_model, condition, payloads):
+    """The HJB node's 'vae' stands in for the Model Loader's VAE: the same refined latents with the same weights."""
+    model = _identity_quant_conv(load_model())
+    cond, latent = condition(model, frames=3)
+    masks = torch.zeros(3, 128, 64)
+    masks[:, 16:48, 16:48] = 1.0
+
+    def refined(handle, vae=None):
+        hjb = nodes["StableAnimatorHJBSettings"]().build("Animation/glintr100_torch.pth", 1, 0, 0, 0.1,
+                                                          "memory_bounded", 2, vae=vae)[0]
+        return nodes["StableAnimatorSampler"]().sample(handle, cond, latent, 1, 1, 3.0, 16, 4, hjb=hjb,
+                                                       face_masks=masks)[0]["samples"]
+
+    own = refined(model)
+    via_core = refined(_without_svd_folder(payloads, model), ComfyLayoutVAE(model.models.vae))
+    assert torch.equal(own, via_core)
