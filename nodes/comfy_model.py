@@ -106,16 +106,19 @@ class StableAnimatorDiffusionModel(torch.nn.Module):
     def __init__(self, denoiser: FrameBatchDenoiser):
         super().__init__()
         self.denoiser = denoiser
-        # Parameters ComfyUI's partial loading cannot stream and may leave in RAM: those of layers without the
-        # cast-on-use classes (the blend factors, PoseNet's scale, fp8-parametrized layers). Moved on use.
-        self._unstreamed = [m for m in denoiser.modules()
-                            if not hasattr(m, "comfy_cast_weights") and any(True for _ in m.parameters(recurse=False))]
+        # Tensors ComfyUI's partial loading cannot stream and may leave in RAM: those of modules without the
+        # cast-on-use classes (the blend factors, PoseNet's scale, fp8-stored layers and their scales). Moved on use.
+        self._unstreamed = [m for m in denoiser.modules() if not hasattr(m, "comfy_cast_weights")
+                            and any(True for _ in (*m.parameters(recurse=False), *m.buffers(recurse=False)))]
 
     def _place_unstreamed(self, device: torch.device) -> None:
-        for module in self._unstreamed:  # parameters looked up on each call: patches may replace them
+        for module in self._unstreamed:  # looked up on each call: patches may replace the tensors
             for p in module.parameters(recurse=False):
                 if p.device != device:
                     p.data = p.data.to(device)
+            for name, b in module.named_buffers(recurse=False):
+                if b.device != device:
+                    module._buffers[name] = b.to(device)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -1,7 +1,8 @@
 """Run by tests/e2e/test_e2e_core_models.py in ComfyUI's Python: ComfyUI's own ModelPatcher partially loads the
 StableAnimator MODEL (its low-VRAM mode) and the model computes what it computes fully loaded.
 
-    python partial_load_check.py COMFYUI_DIR PACK_DIR MODELS_DIR  ->  one JSON line of findings
+    python partial_load_check.py COMFYUI_DIR PACK_DIR MODELS_DIR [fp8]  ->  one JSON line of findings
+    (fp8: the UNet's weights stored in fp8 first, the loader's weight_storage option)
 
 On a CPU, load and offload device are the same, so a layer ComfyUI leaves unloaded would still run here; the check
 is therefore on what ComfyUI decided (every layer it did not load is one it streams) and on the numbers.
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 
 
-def main(comfy_dir: str, pack_dir: str, models_dir: str) -> dict:
+def main(comfy_dir: str, pack_dir: str, models_dir: str, fp8: bool = False) -> dict:
     sys.path.insert(0, comfy_dir)
     sys.argv = [sys.argv[0], "--cpu"]
     import comfy.options
@@ -32,11 +33,14 @@ def main(comfy_dir: str, pack_dir: str, models_dir: str) -> dict:
     from stableanimator_pack.nodes import comfy_model as cm
     from stableanimator_pack.stableanimator_core.loading.components import load_models
     from stableanimator_pack.stableanimator_core.loading.layout import ModelLayout
+    from stableanimator_pack.stableanimator_core.models.acceleration import store_weights_fp8
     from stableanimator_pack.stableanimator_core.sampling.controls import OFFICIAL
     from stableanimator_pack.stableanimator_core.sampling.frame_batch import PoseFrames, WindowSettings
     from stableanimator_pack.stableanimator_core.sampling.memory import sampling_memory_bytes
 
     models = load_models(ModelLayout.from_models_dir(models_dir))
+    if fp8:
+        store_weights_fp8(models.unet)
     patcher = cm.make_model_patcher(models.unet, models.pose_net)
     dm = patcher.model.diffusion_model
     frames, g = 5, torch.Generator().manual_seed(0)
@@ -77,4 +81,4 @@ def main(comfy_dir: str, pack_dir: str, models_dir: str) -> dict:
 
 
 if __name__ == "__main__":
-    print("RESULT " + json.dumps(main(*sys.argv[1:4])))
+    print("RESULT " + json.dumps(main(*sys.argv[1:4], fp8=sys.argv[4:5] == ["fp8"])))

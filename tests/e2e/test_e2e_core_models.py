@@ -192,7 +192,8 @@ def test_another_core_model_between_two_stableanimator_prompts(runs, server):
     assert loads.index("AutoencodingEngine") < loads.index("StableAnimatorComfyModel"), loads
 
 
-def test_comfyuis_partial_loading_streams_the_model_and_computes_the_same(comfy_env, tiny_models_dir):
+@pytest.mark.parametrize("storage", ["default", "fp8"])
+def test_comfyuis_partial_loading_streams_the_model_and_computes_the_same(comfy_env, tiny_models_dir, storage):
     """ComfyUI's ModelPatcher in low-VRAM mode (a third of the weights' size allowed): the layers it does not load
     are ones it streams (ComfyUI's cast-on-use classes), the output equals the fully loaded model's, and the memory
     ComfyUI reserves per evaluation is one window's need, not its area formula over all frames."""
@@ -201,11 +202,12 @@ def test_comfyuis_partial_loading_streams_the_model_and_computes_the_same(comfy_
 
     script = Path(__file__).parent / "partial_load_check.py"
     proc = subprocess.run([comfy_env["python"] or sys.executable, str(script), comfy_env["comfyui_dir"],
-                           str(REPO_ROOT), str(tiny_models_dir)], capture_output=True, text=True, timeout=600)
+                           str(REPO_ROOT), str(tiny_models_dir), *(["fp8"] if storage == "fp8" else [])],
+                          capture_output=True, text=True, timeout=600)
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-4000:]
     found = json.loads(lines[-1][len("RESULT "):])
-    MEASURED["partial_loading"] = found
+    MEASURED[f"partial_loading_{storage}"] = found
     assert found["model_lowvram"] and found["streamed"] > 0 and found["loaded"] > 0
     assert found["left_unhandled"] == []
     assert found["max_abs_diff"] == 0.0 and found["finite"]
