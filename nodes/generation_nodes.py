@@ -74,8 +74,10 @@ class StableAnimatorCLIPEncode:
     def encode(self, model, reference, clip_vision=None):
         ref = _single_image(reference, "reference")
         if clip_vision is not None:
-            dim = model.models.face_encoder.fusion_model.proj_in.in_features
-            return (ClipEmbedding(core_encoders.clip_embeds(clip_vision, C.to_uint8_rgb(ref), dim)),)
+            with gpu_stage([], "CLIP image encoding (core CLIP vision)", ENCODE_ADVICE):
+                embeds = core_encoders.clip_embeds(clip_vision, C.to_uint8_rgb(ref),
+                                                   model.models.face_encoder.clip_embeddings_dim)
+            return (ClipEmbedding(embeds),)
         if model.models.image_encoder is None:
             raise InputError("CLIP image encoding needs SVD's CLIP image encoder, and StableAnimator Model Loader was "
                              f"given no SVD folder: {core_encoders.NO_CLIP}")

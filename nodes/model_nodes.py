@@ -69,8 +69,9 @@ class StableAnimatorModelLoader:
 
     @classmethod
     def IS_CHANGED(cls, unet, pose_net, face_encoder, svd, precision, **options):
+        svd_stamp = svd if svd == NO_SVD_FOLDER else bridge.svd_fingerprint(svd)
         return (bridge.files_fingerprint(bridge.STABLEANIMATOR_FOLDER, [unet, pose_net, face_encoder])
-                + (svd if svd == NO_SVD_FOLDER else bridge.svd_fingerprint(svd)) + precision + repr(sorted(options.items())))
+                + svd_stamp + precision + repr(sorted(options.items())))
 
     def load(self, unet, pose_net, face_encoder, svd, precision, weight_storage="default", compile_unet=False):
         device = bridge.torch_device()

@@ -84,7 +84,8 @@ def _build_vae(config: dict[str, Any], sd: dict[str, torch.Tensor], source: str,
     return _finish(model, device)
 
 
-def vae_from_comfy_layout(sd: dict[str, torch.Tensor], source: str, device: torch.device | str = "cpu") -> torch.nn.Module:
+def vae_from_comfy_layout(sd: dict[str, torch.Tensor], source: str,
+                          device: torch.device | str = "cpu") -> torch.nn.Module:
     """The same VAE from ComfyUI's key layout (a core ``VAE``'s weights, ``first_stage_model.*`` of
     ``svd_xt.safetensors``); the architecture is read off the shapes."""
     from .core_vae_layout import comfy_to_diffusers, is_comfy_layout, strip_prefix

@@ -65,6 +65,7 @@ class FusionFaceId(nn.Module):
                  clip_embeddings_dim: int = 1024, num_tokens: int = 4):
         super().__init__()
         self.cross_attention_dim, self.num_tokens = cross_attention_dim, num_tokens
+        self.clip_embeddings_dim = clip_embeddings_dim  # the CLIP image embedding it fuses with (1024: ViT-H)
         self.proj = nn.Sequential(nn.Linear(id_embeddings_dim, id_embeddings_dim * 2), nn.GELU(),
                                   nn.Linear(id_embeddings_dim * 2, cross_attention_dim * num_tokens))
         self.norm = nn.LayerNorm(cross_attention_dim)

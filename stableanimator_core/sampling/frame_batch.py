@@ -92,8 +92,8 @@ class FrameBatchDenoiser(torch.nn.Module):
 
     def forward(self, x: torch.Tensor, timesteps: torch.Tensor, context: torch.Tensor,
                 reference_latents: torch.Tensor, added_time_ids: torch.Tensor, pose: PoseFrames,
-                pose_enabled: torch.Tensor | Sequence[float], windows: WindowSettings, num_video_frames: int, pose_scale: float = 1.0,
-                id_scale: float = 1.0) -> torch.Tensor:
+                pose_enabled: torch.Tensor | Sequence[float], windows: WindowSettings, num_video_frames: int,
+                pose_scale: float = 1.0, id_scale: float = 1.0) -> torch.Tensor:
         """
         x: model input ``[B*F, 4, h, w]`` (noisy latents already divided by sqrt(sigma^2 + 1));
         timesteps ``[B*F]`` (0.25 log sigma); context ``[B*F, 1 + tokens, D]``; reference_latents ``[B*F, 4, h, w]``;

@@ -49,7 +49,8 @@ class SaveImageTensor:
         from safetensors.torch import save_file
 
         filename = f"{name}_{uuid.uuid4().hex[:8]}.safetensors"
-        save_file({"images": images.float().contiguous().cpu()}, str(Path(folder_paths.get_output_directory()) / filename))
+        path = Path(folder_paths.get_output_directory()) / filename
+        save_file({"images": images.float().contiguous().cpu()}, str(path))
         return {"ui": {"tensors": [{"filename": filename, "subfolder": "", "type": "output"}]}}
 
 
