@@ -105,7 +105,7 @@ def test_the_loader_offers_no_svd_folder(nodes, standalone_models, errors):
     assert "none" in loader.IS_CHANGED("Animation/unet.pth", "Animation/pose_net.pth", "Animation/face_encoder.pth",
                                        "none", "fp32")
     # without the folder the UNet has SVD-xt's architecture (the released unet.pth); the tiny test UNet is refused
-    with pytest.raises(Exception, match="does not match the StableAnimatorUNet architecture"):
+    with pytest.raises(errors.CheckpointError, match="does not match the StableAnimatorUNet architecture"):
         loader().load("Animation/unet.pth", "Animation/pose_net.pth", "Animation/face_encoder.pth", "none", "fp32")
 
 
