@@ -15,6 +15,7 @@ official per-frame guidance ramp) mixes them.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any, Callable, Optional
 
@@ -67,18 +68,40 @@ def stream_on_demand(module: torch.nn.Module) -> int:
     subclasses of the same torch layers with the same parameters), so that ComfyUI's partial (low-VRAM) loading can
     leave some of them in RAM and copy their weights to the GPU when each runs. Until ComfyUI asks for that they run
     the plain torch forward: the same numbers. Returns how many layers changed class."""
-    import comfy.ops
-
-    ops = comfy.ops.disable_weight_init
     changed = 0
     for layer in module.modules():
         if type(layer) not in _STREAMABLE:
             continue  # already converted, or another type (an fp8-parametrized layer stays as it is)
-        cast = getattr(ops, type(layer).__name__, None)
-        if cast is not None and issubclass(cast, type(layer)):
+        cast = _cast_class(type(layer))
+        if cast is not None:
             layer.__class__ = cast
             changed += 1
     return changed
+
+
+_PROBE_ARGS = {torch.nn.Linear: (1, 1), torch.nn.Conv1d: (1, 1, 1), torch.nn.Conv2d: (1, 1, 1),
+               torch.nn.Conv3d: (1, 1, 1), torch.nn.GroupNorm: (1, 1), torch.nn.LayerNorm: (1,)}
+
+
+@functools.lru_cache(maxsize=None)
+def _cast_class(plain: type) -> Optional[type]:
+    """ComfyUI's cast-on-use class for a torch layer type, if swapping an instance's class is enough: the class
+    must subclass the torch one and its instances hold no state a plain layer lacks (a ComfyUI version whose
+    layers set more in ``__init__`` keeps the plain class, and its partial loading moves those layers whole)."""
+    import comfy.ops
+
+    cast = getattr(comfy.ops.disable_weight_init, plain.__name__, None)
+    if cast is None or not issubclass(cast, plain) or not hasattr(cast, "comfy_cast_weights"):
+        return None
+    try:
+        extra = set(vars(cast(*_PROBE_ARGS[plain]))) - set(vars(plain(*_PROBE_ARGS[plain])))
+    except Exception:  # another constructor: do not guess
+        return None
+    if extra:
+        log.info("StableAnimator: ComfyUI's %s holds %s; that layer type is not streamed in low-VRAM mode",
+                 cast.__qualname__, ", ".join(sorted(extra)))
+        return None
+    return cast
 
 
 class CONDHostFlags(comfy.conds.CONDRegular):
