@@ -74,7 +74,24 @@ def main(comfy_dir: str, pack_dir: str, models_dir: str, fp8: bool = False) -> d
     expected = sampling_memory_bytes(models.unet.config, 64, 128, frames, 3, True, dm.dtype)
     long_ours = patcher.model.memory_required([200, 4, 64, 64], {cm.WINDOWS_SHAPE_KEY: [(16, 100)]})
     long_core = comfy.model_base.BaseModel.memory_required(patcher.model, [200, 4, 64, 64], {})
-    return {"model_lowvram": bool(patcher.model.model_lowvram), "layers": len(holders), "streamed": len(streamed),
+    # a ComfyUI whose cast-on-use Linear keeps more state per instance: the plain class stays
+    import comfy.ops
+
+    ops, plain_cast = comfy.ops.disable_weight_init, comfy.ops.disable_weight_init.Linear
+
+    class StatefulLinear(plain_cast):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.quant_state = None
+
+    ops.Linear = StatefulLinear
+    cm._cast_class.cache_clear()
+    try:
+        refuses_stateful = cm._cast_class(torch.nn.Linear) is None and cm._cast_class(torch.nn.Conv2d) is not None
+    finally:
+        ops.Linear = plain_cast
+        cm._cast_class.cache_clear()
+    return {"refuses_stateful_layers": refuses_stateful, "model_lowvram": bool(patcher.model.model_lowvram), "layers": len(holders), "streamed": len(streamed),
             "loaded": len(loaded), "left_unhandled": left[:5], "max_abs_diff": float((partial - full).abs().max()),
             "finite": bool(torch.isfinite(full).all()), "memory_required": ours, "expected": expected,
             "long_video_ours": long_ours, "long_video_area_formula": long_core}

@@ -210,6 +210,7 @@ def test_comfyuis_partial_loading_streams_the_model_and_computes_the_same(comfy_
     MEASURED[f"partial_loading_{storage}"] = found
     assert found["model_lowvram"] and found["streamed"] > 0 and found["loaded"] > 0
     assert found["left_unhandled"] == []
+    assert found["refuses_stateful_layers"]
     assert found["max_abs_diff"] == 0.0 and found["finite"]
     assert found["memory_required"] == found["expected"]
     assert found["long_video_ours"] < found["long_video_area_formula"] / 100  # 100 frames at 512x512
