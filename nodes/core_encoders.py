@@ -18,7 +18,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
-from ..stableanimator_core.errors import InputError
+from ..stableanimator_core.errors import CheckpointError, InputError
 from ..stableanimator_core.loading.components import vae_from_comfy_layout
 from ..stableanimator_core.numerics import require_finite
 from ..stableanimator_core.pipeline import conditioning as C
@@ -50,8 +50,6 @@ def pack_vae(core_vae: Any) -> tuple[torch.nn.Module, bridge.ManagedModels]:
     get_sd = getattr(core_vae, "get_sd", None)
     if get_sd is None:
         raise InputError("the connected 'vae' is not a ComfyUI VAE (it has no weights to read)")
-    from ..stableanimator_core.errors import CheckpointError
-
     sd = get_sd()
     stored = {v.dtype for v in sd.values() if v.is_floating_point()}
     if stored - {torch.float32}:

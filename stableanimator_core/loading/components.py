@@ -88,21 +88,21 @@ def vae_from_comfy_layout(sd: dict[str, torch.Tensor], source: str,
                           device: torch.device | str = "cpu") -> torch.nn.Module:
     """The same VAE from ComfyUI's key layout (a core ``VAE``'s weights, ``first_stage_model.*`` of
     ``svd_xt.safetensors``); the architecture is read off the shapes."""
-    from .core_vae_layout import comfy_to_diffusers, is_comfy_layout, strip_prefix
+    from .core_vae_layout import block_counts, comfy_to_diffusers, is_comfy_layout, strip_prefix
 
     sd = strip_prefix(sd)
     if not is_comfy_layout(sd):
         raise CheckpointError(f"{source} is not SVD's temporal VAE (no decoder.mid.block_1.mix_factor): use the VAE "
                               f"of svd_xt.safetensors (e.g. from ImageOnlyCheckpointLoader)")
+    levels, blocks = block_counts(sd, "down", "block")
     sd = comfy_to_diffusers(sd)
-    levels = sorted({int(k.split(".")[2]) for k in sd if k.startswith("encoder.down_blocks.")})
     config = {
         "in_channels": sd["encoder.conv_in.weight"].shape[1],
         "out_channels": sd["decoder.conv_out.weight"].shape[0],
         "latent_channels": sd["decoder.conv_in.weight"].shape[1],
-        "block_out_channels": [sd[f"encoder.down_blocks.{i}.resnets.0.conv1.weight"].shape[0] for i in levels],
-        "down_block_types": ["DownEncoderBlock2D"] * len(levels),
-        "layers_per_block": len({k.split(".")[4] for k in sd if k.startswith("encoder.down_blocks.0.resnets.")}),
+        "block_out_channels": [sd[f"encoder.down_blocks.{i}.resnets.0.conv1.weight"].shape[0] for i in range(levels)],
+        "down_block_types": ["DownEncoderBlock2D"] * levels,
+        "layers_per_block": blocks,
         "scaling_factor": SVD_SCALING_FACTOR, "force_upcast": True,
     }
     return _build_vae(config, sd, source, device)

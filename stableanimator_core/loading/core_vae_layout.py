@@ -56,7 +56,9 @@ def _module_pairs(levels: int, blocks: int) -> Iterator[tuple[str, str]]:
     yield "decoder.conv_out.time_mix_conv", "decoder.time_conv_out"
 
 
-def _block_counts(sd: dict[str, torch.Tensor], down: str, block: str) -> tuple[int, int]:
+def block_counts(sd: dict[str, torch.Tensor], down: str, block: str) -> tuple[int, int]:
+    """(levels, resnets per encoder level) of a VAE state dict whose encoder levels are ``encoder.<down>.<i>`` and
+    resnets ``...<block>.<j>`` (``down``/``block`` in ComfyUI's layout, ``down_blocks``/``resnets`` in diffusers')."""
     def count(prefix: str) -> int:
         n = 0
         while any(k.startswith(f"{prefix}{n}.") for k in sd):
@@ -103,7 +105,7 @@ def _convert(sd: dict[str, torch.Tensor], pairs: list[tuple[str, str]], to_diffu
 
 def comfy_to_diffusers(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """ComfyUI / original keys -> ``AutoencoderKLTemporalDecoder`` keys (with the identity ``quant_conv``)."""
-    levels, blocks = _block_counts(sd, "down", "block")
+    levels, blocks = block_counts(sd, "down", "block")
     out = _convert(sd, list(_module_pairs(levels, blocks)), to_diffusers=True)
     z = out["encoder.conv_out.weight"].shape[0]  # 2 x latent channels (mean and log-variance)
     like = out["encoder.conv_out.weight"]
@@ -122,5 +124,5 @@ def diffusers_to_comfy(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         if not torch.equal(weight, identity) or (bias is not None and bool(bias.abs().max() > 0)):
             raise CheckpointError("this diffusers VAE has a quant_conv that is not the identity; the original SVD "
                                   "layout cannot hold it")
-    levels, blocks = _block_counts(sd, "down_blocks", "resnets")
+    levels, blocks = block_counts(sd, "down_blocks", "resnets")
     return _convert(sd, list(_module_pairs(levels, blocks)), to_diffusers=False)

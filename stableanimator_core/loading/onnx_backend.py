@@ -10,9 +10,9 @@ are handled here with a message that says what to do:
 
 Memory: onnxruntime's default arenas grow by doubling and never give memory back, outside the accounting of
 ComfyUI's memory manager. CUDA sessions here grow their arena by what is requested (``kSameAsRequested``); CPU
-sessions keep theirs (it is what keeps a long video's RAM flat); and :func:`release_sessions` drops every cached session (also those of the holders that
-registered with :func:`register_session_holder`, e.g. insightface's), so a GPU stage that needs the memory can
-free it (``nodes/stage.py`` does when the free memory is short).
+sessions keep theirs (it is what keeps a long video's RAM flat); and :func:`release_sessions` drops every cached
+session (also those of the holders that registered with :func:`register_session_holder`, e.g. insightface's), so a
+GPU stage that needs the memory can free it (``nodes/gpu_session.py`` does when the free memory is short).
 """
 
 from __future__ import annotations
